@@ -31,7 +31,7 @@ def benjamini_hochberg(p_values, *, alpha: float = 0.05) -> tuple[np.ndarray, np
     >>> rej, q = benjamini_hochberg([0.001, 0.02, 0.04, 0.5])
     >>> rej.tolist()
     [True, True, False, False]
-    >>> [round(v, 4) for v in q]
+    >>> [round(float(v), 4) for v in q]
     [0.004, 0.04, 0.0533, 0.5]
     """
     alpha = validate_float(alpha, "alpha", low=0, high=1, low_open=True, high_open=True)

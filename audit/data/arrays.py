@@ -1,0 +1,166 @@
+"""Readers for precomputed latents and metadata tables (.npy, .npz, .parquet, .csv)."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..latents import LatentSet
+
+__all__ = ["read_latents", "read_metadata", "load_latent_set"]
+
+LATENT_SUFFIXES = (".npy", ".npz", ".parquet", ".csv")
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def _check_file(path: Path, key: str, suffixes: tuple[str, ...]) -> None:
+    if not path.exists():
+        raise InputError("file not found", source=path, key=key)
+    if path.is_dir():
+        raise InputError("is a folder, expected a file", source=path, key=key)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"unsupported file type '{path.suffix}' (use {', '.join(suffixes)})",
+                         source=path, key=key)
+
+
+def read_latents(path: Path, *, key: str = "data.latents", array: str | None = None) -> np.ndarray:
+    """Read an N×d float array; reject ragged, 1-D, empty, non-numeric or non-finite data."""
+    path = Path(path)
+    _check_file(path, key, LATENT_SUFFIXES)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.files)
+                if array is not None:
+                    if array not in names:
+                        raise InputError(f"no array '{array}' in the .npz (has {names})",
+                                         source=path, key=key)
+                    arr = z[array]
+                elif len(names) == 1:
+                    arr = z[names[0]]
+                elif "latents" in names:
+                    arr = z["latents"]
+                else:
+                    raise InputError(f"the .npz holds several arrays {names}: name one with "
+                                     "'key:' or call it 'latents'", source=path, key=key)
+        elif suffix == ".parquet":
+            arr = _frame_to_matrix(pd.read_parquet(path), path, key)
+        else:
+            arr = _frame_to_matrix(pd.read_csv(path), path, key)
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "object arrays" in str(exc):
+            raise InputError("holds Python objects (ragged rows?), expected a numeric N×d "
+                             "array", source=path, key=key) from None
+        raise InputError(f"unreadable: {exc}", source=path, key=key) from None
+    except (OSError, EOFError, zipfile.BadZipFile, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise InputError(f"unreadable ({exc.__class__.__name__}: {exc})".rstrip(": "),
+                         source=path, key=key) from None
+    except Exception as exc:  # pyarrow raises its own error types
+        raise InputError(f"unreadable ({exc.__class__.__name__}: {exc})", source=path,
+                         key=key) from None
+    return validate_latent_array(arr, source=path, key=key)
+
+
+def _frame_to_matrix(df: pd.DataFrame, path: Path, key: str) -> np.ndarray:
+    numeric = df.select_dtypes(include=[np.number, "bool"])
+    if numeric.shape[1] != df.shape[1]:
+        bad = [c for c in df.columns if c not in numeric.columns]
+        if len(bad) == 1 and bad[0] == "id":
+            numeric = df.drop(columns=["id"])
+            if numeric.select_dtypes(include=[np.number]).shape[1] == numeric.shape[1]:
+                return numeric.to_numpy(dtype=np.float64)
+        raise InputError(f"non-numeric columns {bad[:5]}: a latent table holds one numeric "
+                         "column per dimension (an 'id' column is allowed)",
+                         source=path, key=key)
+    return numeric.to_numpy(dtype=np.float64)
+
+
+def validate_latent_array(arr: np.ndarray, *, source: str | Path, key: str) -> np.ndarray:
+    """Check that ``arr`` is a finite, numeric, non-empty N×d matrix; return it as float32."""
+    arr = np.asarray(arr)
+    if arr.dtype == object:
+        raise InputError("holds Python objects (ragged rows?), expected a numeric N×d array",
+                         source=source, key=key)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InputError(f"has dtype {arr.dtype}, expected numbers", source=source, key=key)
+    if arr.ndim != 2:
+        raise InputError(f"must be 2-D (N samples × d dimensions), got shape {arr.shape}",
+                         source=source, key=key)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"is empty (shape {arr.shape})", source=source, key=key)
+    arr = arr.astype(np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        kind = "NaN" if np.isnan(arr).any() else "Inf"
+        raise InputError(f"contains {kind} values in {rows.size} row(s), first at row "
+                         f"{int(rows[0])}", source=source, key=key)
+    return arr
+
+
+def read_metadata(path: Path, *, key: str = "data.metadata") -> pd.DataFrame:
+    """Read a metadata table (.csv or .parquet)."""
+    path = Path(path)
+    _check_file(path, key, TABLE_SUFFIXES)
+    try:
+        if path.suffix.lower() == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError("is empty", source=path, key=key) from None
+    except Exception as exc:
+        raise InputError(f"unreadable ({exc.__class__.__name__}: {exc})", source=path,
+                         key=key) from None
+
+
+def attach_metadata(latents: np.ndarray, meta: pd.DataFrame | None, *, source: str,
+                    meta_source: str | Path | None, meta_key: str, id_column: str,
+                    id_prefix: str = "") -> tuple[pd.DataFrame, np.ndarray]:
+    """Check that metadata matches the latents row for row; return (metadata, ids)."""
+    n = latents.shape[0]
+    if meta is None:
+        meta = pd.DataFrame(index=range(n))
+    if len(meta) != n:
+        raise InputError(f"has {len(meta)} rows but the latents ({source}) have {n}: rows "
+                         "must match one to one, in the same order",
+                         source=meta_source, key=meta_key)
+    if id_column in meta.columns:
+        ids_ser = meta[id_column]
+        if ids_ser.isna().any():
+            raise InputError(f"column '{id_column}' has {int(ids_ser.isna().sum())} missing "
+                             "ids", source=meta_source, key=meta_key)
+        ids = ids_ser.astype(str).to_numpy()
+        dup = pd.Series(ids).duplicated(keep=False)
+        if dup.any():
+            first = pd.Series(ids)[dup].iloc[0]
+            raise InputError(f"column '{id_column}' has {int(dup.sum())} rows with duplicate "
+                             f"ids (e.g. '{first}'): ids must be unique",
+                             source=meta_source, key=meta_key)
+        meta = meta.drop(columns=[id_column])
+    else:
+        ids = np.array([f"{id_prefix}{i}" for i in range(n)])
+    return meta.reset_index(drop=True), ids
+
+
+def load_latent_set(latents_path: Path, metadata_path: Path | None, *, section: str,
+                    id_column: str = "id", array: str | None = None) -> LatentSet:
+    """Read a precomputed latent matrix and its optional metadata into a ``LatentSet``."""
+    arr = read_latents(latents_path, key=f"{section}.latents", array=array)
+    meta = None
+    if metadata_path is not None:
+        meta = read_metadata(metadata_path, key=f"{section}.metadata")
+    meta, ids = attach_metadata(arr, meta, source=str(latents_path), meta_source=metadata_path,
+                                meta_key=f"{section}.metadata", id_column=id_column,
+                                id_prefix="" if section == "data" else f"{section}:")
+    return LatentSet(latents=arr, metadata=meta, ids=ids, source=str(latents_path),
+                     provenance={"kind": "precomputed", "latents": str(latents_path),
+                                 "metadata": str(metadata_path) if metadata_path else None})

@@ -1,0 +1,179 @@
+"""Result objects: ``Finding``, ``CheckResult``, ``GateOutcome``, ``AuditResult``.
+
+Plain, JSON-ready data with no markup. ``AuditResult.to_json()`` is findings.json
+(schema ``latent-audit/findings/v1``, documented in docs/findings-schema.md).
+"""
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+SCHEMA = "latent-audit/findings/v1"
+Severity = Literal["info", "warning", "critical"]
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+Status = Literal["ok", "error", "skipped"]
+
+__all__ = ["SCHEMA", "Finding", "CheckResult", "GateOutcome", "AuditResult", "evaluate_gate",
+           "jsonable"]
+
+
+def jsonable(x: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples into plain JSON values; NaN/Inf become None."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [jsonable(v) for v in x.tolist()]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    return x
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the audit found, with its evidence and the statistic behind it.
+
+    ``severity``: ``info`` (context, never flagged), ``warning`` or ``critical`` (flagged:
+    these always carry a p-value or a confidence interval).
+    """
+
+    id: str
+    check: str
+    severity: Severity
+    title: str
+    summary: str
+    metric: str
+    value: float | None
+    threshold: float | None = None
+    p_value: float | None = None
+    ci: tuple[float, float] | None = None
+    subjects: dict[str, Any] = field(default_factory=dict)
+    evidence_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_RANK:
+            raise ValueError(f"unknown severity {self.severity!r}")
+        if self.severity != "info" and self.p_value is None and self.ci is None:
+            raise ValueError(f"flagged finding {self.id} needs a p-value or an interval")
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["evidence_ids"] = [str(e) for e in self.evidence_ids]
+        d["ci"] = list(self.ci) if self.ci is not None else None
+        return jsonable(d)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What one check returned: metrics, per-sample columns, findings, and display data.
+
+    ``per_sample`` columns follow ``<check>_score`` in [0, 1] (lower = more severe) and
+    ``is_<check>_issue``. ``tables`` holds plain data the report draws (no markup).
+    """
+
+    check: str
+    status: Status
+    metrics: dict[str, float] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    per_sample: dict[str, np.ndarray] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    metric: str
+    op: str
+    threshold: float
+    value: float | None
+    passed: bool
+    status: Literal["pass", "fail", "error"]
+    details: str
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+_OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
+        "==": operator.eq}
+
+
+def evaluate_gate(metric: str, op: str, threshold: float,
+                  metrics: dict[str, float]) -> GateOutcome:
+    """Compare one metric with its threshold. A missing or NaN metric fails closed."""
+    label = f"{metric} {op} {threshold:g}"
+    if metric not in metrics:
+        close = [m for m in metrics if m.split(".")[0] == metric.split(".")[0]][:5]
+        hint = f"; metrics of that check: {', '.join(close)}" if close else ""
+        return GateOutcome(metric, op, threshold, None, False, "error",
+                           f"{label}: metric not produced by this run{hint}")
+    value = metrics[metric]
+    if value is None or not math.isfinite(value):
+        return GateOutcome(metric, op, threshold, None, False, "error",
+                           f"{label}: metric is undefined (NaN) in this run")
+    ok = bool(_OPS[op](value, threshold))
+    return GateOutcome(metric, op, threshold, float(value), ok, "pass" if ok else "fail",
+                       f"{label}: value {value:.4g} -> {'pass' if ok else 'FAIL'}")
+
+
+@dataclass
+class AuditResult:
+    """Everything one run produced; renderers read only this."""
+
+    run: dict[str, Any]
+    checks: list[CheckResult]
+    gates: list[GateOutcome]
+    points: dict[str, Any]            # ids, map coords, per-point columns for the report
+    geometry: dict[str, Any]          # what the shared geometry did (dims kept, samples)
+    timings: dict[str, float]
+    thumbnails: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for c in self.checks:
+            out.update(c.metrics)
+        out.update({k: v for k, v in self.geometry.get("metrics", {}).items()})
+        return dict(sorted(out.items()))
+
+    @property
+    def findings(self) -> list[Finding]:
+        all_f = [f for c in self.checks for f in c.findings]
+        return sorted(all_f, key=lambda f: (SEVERITY_RANK[f.severity], f.check, f.id))
+
+    @property
+    def errored(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "error"]
+
+    @property
+    def verdict(self) -> Literal["pass", "fail", "error"]:
+        if any(not g.passed for g in self.gates):
+            return "fail"
+        if self.errored:
+            return "error"
+        return "pass"
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable({
+            "schema": SCHEMA,
+            "run": {**self.run, "verdict": self.verdict, "timings": self.timings,
+                    "geometry": {k: v for k, v in self.geometry.items() if k != "metrics"},
+                    "checks": {c.check: {"status": c.status, "error": c.error,
+                                         "seconds": round(c.seconds, 3)}
+                               for c in self.checks}},
+            "metrics": self.metrics,
+            "findings": [f.to_json() for f in self.findings],
+            "gates": [{"metric": g.metric, "op": g.op, "threshold": g.threshold,
+                       "value": g.value, "passed": g.passed} for g in self.gates],
+        })
