@@ -1,0 +1,300 @@
+"""The shared geometry every check reads, computed once and lazily.
+
+Standardisation, PCA, the analysis space, one kNN graph, the 2-D map and the HDBSCAN
+clusters live here so no check builds its own. Large inputs are fitted on a seeded
+sample and extended to every point; ``describe()`` says when that happened.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from .config import AuditConfig, GeometryConfig
+from .latents import LatentSet
+from .metrics import knn, twonn_dimension
+
+log = logging.getLogger("audit")
+
+__all__ = ["Context", "Clusters", "Map2D"]
+
+
+@dataclass(frozen=True)
+class Clusters:
+    labels: np.ndarray            # (n,) int, -1 = noise
+    probabilities: np.ndarray     # (n,) membership strength in [0, 1]
+    outlier_scores: np.ndarray    # (n,) GLOSH in [0, 1], higher = more outlying
+    exemplars: dict[int, np.ndarray]   # cluster -> indices of its most central members
+    fit_size: int
+    min_cluster_size: int
+    min_samples: int
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.labels.max() + 1) if self.labels.size else 0
+
+
+@dataclass(frozen=True)
+class Map2D:
+    coords: np.ndarray            # (n, 2)
+    method: str
+    fit_size: int
+
+
+class Context:
+    """Lazily computed, read-only geometry of the data (and the reference, if any)."""
+
+    def __init__(self, data: LatentSet, *, reference: LatentSet | None = None,
+                 config: AuditConfig | None = None,
+                 geometry: GeometryConfig | None = None, seed: int | None = None) -> None:
+        self.data = data
+        self.reference = reference
+        self.config = config
+        self.settings = geometry or (config.geometry if config else GeometryConfig())
+        self.seed = seed if seed is not None else (config.seed if config else 0)
+        self.attributes = list(config.attributes) if config else []
+        self.protected = list(config.protected) if config else []
+        self.timings: dict[str, float] = {}
+        if reference is not None and reference.dim != data.dim:
+            raise ValueError(f"reference has {reference.dim} dimensions, data has {data.dim}")
+
+    # -- helpers -------------------------------------------------------------------
+    def _timed(self, name: str, fn):
+        t0 = time.perf_counter()
+        log.info("geometry: %s ...", name)
+        out = fn()
+        self.timings[f"geometry.{name}"] = round(time.perf_counter() - t0, 3)
+        return out
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        """A generator seeded from the run seed, so every use is reproducible."""
+        return np.random.default_rng([self.seed, salt])
+
+    def _sample(self, n: int, cap: int, salt: int) -> np.ndarray:
+        if n <= cap:
+            return np.arange(n)
+        return np.sort(self.rng(salt).choice(n, cap, replace=False))
+
+    @property
+    def n(self) -> int:
+        return self.data.n
+
+    # -- scaling and PCA -----------------------------------------------------------
+    @cached_property
+    def _scaler(self) -> tuple[np.ndarray, np.ndarray]:
+        x = self.data.latents
+        mean = x.mean(axis=0, dtype=np.float64)
+        std = x.std(axis=0, dtype=np.float64)
+        return mean, np.where(std > 1e-12 * max(std.max(), 1e-30), std, 1.0)
+
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """Map latents (data or reference) into the chosen distance space, before PCA."""
+        mean, std = self._scaler
+        mode = self.settings.scale
+        if mode == "l2":
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+            return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+        out = x - mean
+        if mode == "standard":
+            out = out / std
+        return out.astype(np.float32)
+
+    @cached_property
+    def standardized(self) -> np.ndarray:
+        """Z-scored data latents (each dimension mean 0, variance 1), for linear probes."""
+        mean, std = self._scaler
+        return ((self.data.latents - mean) / std).astype(np.float32)
+
+    @cached_property
+    def pca(self) -> PCA:
+        """PCA of the scaled data, fitted once (on a sample of at most 100,000 rows)."""
+        def fit():
+            x = self.scale(self.data.latents)
+            idx = self._sample(len(x), 100_000, salt=1)
+            n_comp = int(min(x.shape[1], len(idx), 100))
+            return PCA(n_components=n_comp, random_state=self.seed).fit(x[idx])
+        return self._timed("pca", fit)
+
+    @cached_property
+    def space_dims(self) -> int:
+        """Dimensions of the analysis space (all of them unless d > max_dims_exact)."""
+        d = self.data.dim
+        if d <= self.settings.max_dims_exact:
+            return d
+        cum = np.cumsum(self.pca.explained_variance_ratio_)
+        return int(min(len(cum), np.searchsorted(cum, self.settings.pca_variance) + 1))
+
+    def to_space(self, x: np.ndarray) -> np.ndarray:
+        """Project latents into the analysis space where every distance is measured."""
+        s = self.scale(x)
+        if self.space_dims == self.data.dim:
+            return s
+        return self.pca.transform(s)[:, :self.space_dims].astype(np.float32)
+
+    @cached_property
+    def space(self) -> np.ndarray:
+        return self.to_space(self.data.latents)
+
+    @cached_property
+    def reference_space(self) -> np.ndarray | None:
+        return None if self.reference is None else self.to_space(self.reference.latents)
+
+    # -- neighbours ----------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        return int(min(self.settings.k, self.n - 1))
+
+    @cached_property
+    def knn(self) -> tuple[np.ndarray, np.ndarray]:
+        """The kNN graph of the data in the analysis space: (distances, indices), n×k."""
+        if self.n < 3:
+            raise ValueError("need at least 3 points for a neighbour graph")
+        return self._timed("knn", lambda: knn(self.space, k=self.k))
+
+    @cached_property
+    def reference_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """kNN graph within the reference (same k), in the same space."""
+        if self.reference is None:
+            return None
+        k = int(min(self.settings.k, self.reference.n - 1))
+        return self._timed("reference_knn", lambda: knn(self.reference_space, k=k))
+
+    @cached_property
+    def cross_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """For every data point, its nearest reference points: (distances, indices), n×k."""
+        if self.reference is None:
+            return None
+        k = int(min(self.settings.k, self.reference.n))
+        return self._timed("cross_knn", lambda: knn(self.space, y=self.reference_space, k=k))
+
+    @cached_property
+    def intrinsic_dim(self) -> float:
+        """TwoNN estimate of the intrinsic dimension of the data."""
+        return twonn_dimension(self.knn[0])
+
+    # -- clusters ------------------------------------------------------------------
+    @cached_property
+    def cluster_space(self) -> np.ndarray:
+        dims = int(min(self.settings.cluster_dims, self.pca.n_components_))
+        return self.pca.transform(self.scale(self.data.latents))[:, :dims].astype(np.float64)
+
+    @cached_property
+    def clusters(self) -> Clusters:
+        """HDBSCAN on the leading PCA dimensions, fitted on a sample and extended."""
+        return self._timed("clusters", self._fit_clusters)
+
+    def _fit_clusters(self) -> Clusters:
+        import hdbscan
+        x = self.cluster_space
+        idx = self._sample(len(x), self.settings.cluster_sample, salt=2)
+        mcs = self.settings.min_cluster_size or max(15, len(idx) // 100)
+        ms = self.settings.min_samples or min(mcs, 10)
+        clusterer = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms,
+                                    prediction_data=len(idx) < len(x), core_dist_n_jobs=1)
+        clusterer.fit(x[idx])
+        labels = np.full(len(x), -1, dtype=np.int64)
+        probs = np.zeros(len(x))
+        glosh = np.zeros(len(x))
+        labels[idx] = clusterer.labels_
+        probs[idx] = clusterer.probabilities_
+        glosh[idx] = np.nan_to_num(clusterer.outlier_scores_, nan=0.0)
+        if len(idx) < len(x):
+            rest = np.setdiff1d(np.arange(len(x)), idx)
+            lab, prob = hdbscan.approximate_predict(clusterer, x[rest])
+            labels[rest], probs[rest] = lab, prob
+            glosh[rest] = np.nan_to_num(
+                hdbscan.prediction.approximate_predict_scores(clusterer, x[rest]), nan=0.0)
+        exemplars = {}
+        for c in range(int(labels.max()) + 1):
+            members = np.flatnonzero(labels == c)
+            order = np.lexsort((glosh[members], -probs[members]))
+            exemplars[c] = members[order[:5]]
+        return Clusters(labels=labels, probabilities=probs, outlier_scores=np.clip(glosh, 0, 1),
+                        exemplars=exemplars, fit_size=len(idx), min_cluster_size=mcs,
+                        min_samples=ms)
+
+    # -- 2-D map -------------------------------------------------------------------
+    @cached_property
+    def pca2d(self) -> np.ndarray:
+        return self.pca.transform(self.scale(self.data.latents))[:, :2]
+
+    def _map_method(self) -> str:
+        m = self.settings.map
+        if m == "auto":
+            try:
+                import umap  # noqa: F401
+                return "umap"
+            except ImportError:
+                return "tsne"
+        return m
+
+    @cached_property
+    def map2d(self) -> Map2D:
+        """The 2-D map: fitted on at most ``map_sample`` points, the rest placed beside
+        their nearest fitted neighbours."""
+        return self._timed("map", self._fit_map)
+
+    def _fit_map(self) -> Map2D:
+        method = self._map_method()
+        n = self.n
+        if method == "pca" or self.data.dim < 2 or n < 10:
+            coords = np.zeros((n, 2))
+            coords[:, : min(2, self.pca2d.shape[1])] = self.pca2d[:, :2]
+            return Map2D(coords=coords, method="pca", fit_size=n)
+        x = self.space if self.space.shape[1] <= 50 else \
+            self.pca.transform(self.scale(self.data.latents))[:, :50]
+        idx = self._sample(n, self.settings.map_sample, salt=3)
+        if method == "umap":
+            try:
+                import umap
+            except ImportError as exc:
+                raise ImportError("map: umap needs the 'umap' extra: "
+                                  "pip install 'latent-audit[umap]'") from exc
+            reducer = umap.UMAP(random_state=self.seed, n_jobs=1)
+            fitted = reducer.fit_transform(x[idx])
+        else:
+            from sklearn.manifold import TSNE
+            perplexity = float(min(30, max(5, (len(idx) - 1) / 3)))
+            fitted = TSNE(n_components=2, init="pca", perplexity=perplexity,
+                          random_state=self.seed, n_jobs=1).fit_transform(x[idx])
+        coords = np.empty((n, 2))
+        coords[idx] = fitted
+        if len(idx) < n:
+            rest = np.setdiff1d(np.arange(n), idx)
+            kk = int(min(5, len(idx)))
+            d, nb = knn(x[rest], y=x[idx], k=kk)
+            w = 1.0 / np.maximum(d, 1e-12)
+            coords[rest] = (fitted[nb] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+        return Map2D(coords=coords, method=method, fit_size=len(idx))
+
+    # -- description ---------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What the geometry did, for the run record and the report."""
+        out: dict[str, Any] = {
+            "scale": self.settings.scale, "k": self.k,
+            "space_dims": self.space_dims, "latent_dims": self.data.dim,
+        }
+        if "pca" in self.__dict__:
+            ev = self.pca.explained_variance_ratio_
+            out["pca_explained_variance"] = [round(float(v), 5) for v in ev[:20]]
+            if self.space_dims < self.data.dim:
+                out["space_variance_kept"] = round(float(ev[:self.space_dims].sum()), 5)
+        if "clusters" in self.__dict__:
+            c = self.clusters
+            out["clusters"] = {"fit_size": c.fit_size, "n": self.n,
+                               "min_cluster_size": c.min_cluster_size,
+                               "min_samples": c.min_samples,
+                               "dims": int(self.cluster_space.shape[1])}
+        if "map2d" in self.__dict__:
+            out["map"] = {"method": self.map2d.method, "fit_size": self.map2d.fit_size,
+                          "n": self.n}
+        metrics = {}
+        if "knn" in self.__dict__:
+            metrics["geometry.intrinsic_dim"] = self.intrinsic_dim
+        out["metrics"] = metrics
+        return out
