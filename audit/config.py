@@ -115,7 +115,7 @@ class GeometryConfig(_Strict):
     max_dims_exact: int = Field(64, ge=2)
     k: int = Field(15, ge=2, le=200, description="neighbours in the shared kNN graph")
     map: Literal["auto", "pca", "tsne", "umap"] = "auto"
-    map_sample: int = Field(4000, ge=100, description="the 2-D map is fitted on at most this "
+    map_sample: int = Field(2000, ge=100, description="the 2-D map is fitted on at most this "
                                                         "many points and extended to the rest")
     cluster_dims: int = Field(10, ge=2, description="PCA dimensions HDBSCAN clusters in")
     cluster_sample: int = Field(20000, ge=500, description="HDBSCAN is fitted on at most "

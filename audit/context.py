@@ -260,7 +260,7 @@ class Context:
         else:
             from sklearn.manifold import TSNE
             perplexity = float(min(30, max(5, (len(idx) - 1) / 3)))
-            fitted = TSNE(n_components=2, init="pca", perplexity=perplexity,
+            fitted = TSNE(n_components=2, init="pca", perplexity=perplexity, max_iter=500,
                           random_state=self.seed, n_jobs=1).fit_transform(x[idx])
         coords = np.empty((n, 2))
         coords[idx] = fitted

@@ -11,7 +11,7 @@ from ..metrics import wilson_interval
 from .base import Check, CheckSettings, register
 
 
-def composition(values: pd.Series, labels: np.ndarray, *, top: int = 5,
+def composition(values: pd.Series, labels: np.ndarray, *, top: int = 10,
                 bins: int = 4) -> list[dict]:
     """Per cluster, the most common values of one column (numeric columns binned by quantile)."""
     ser = values.reset_index(drop=True)

@@ -119,23 +119,30 @@ def _score(out: np.ndarray, y: np.ndarray, n_classes: int) -> float:
     return float(np.mean(aucs))
 
 
-def _oof(X: np.ndarray, y: np.ndarray, n_classes: int, cv: int,
-         seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _oof(X: np.ndarray, y: np.ndarray, n_classes: int, cv: int, seed: int,
+         design: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray]]:
     """Out-of-fold decision values (binary) or probabilities, and each fold's coefficients.
 
-    Features are standardised with the training fold's mean and standard deviation.
+    When ``design`` is given, ``X`` is first residualised on it with coefficients fitted
+    on the training fold only. Features are then standardised with the training fold's
+    mean and standard deviation.
     """
     n = X.shape[0]
     out = np.empty(n) if n_classes == 2 else np.empty((n, n_classes))
     coefs = []
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
     for train, test in folds.split(X, y):
-        mu = X[train].mean(axis=0)
-        sd = X[train].std(axis=0)
-        sd[sd == 0] = 1.0
+        x_train, x_test = X[train], X[test]
+        if design is not None:
+            beta = np.linalg.lstsq(design[train], x_train, rcond=None)[0]
+            x_train = x_train - design[train] @ beta
+            x_test = x_test - design[test] @ beta
+        mu = x_train.mean(axis=0)
+        sd = x_train.std(axis=0)
+        sd[sd <= 1e-12 * (1.0 + np.abs(mu))] = 1.0  # constant (or residualised-away) column
         clf = LogisticRegression(class_weight="balanced", max_iter=_MAX_ITER)
-        clf.fit((X[train] - mu) / sd, y[train])
-        z = (X[test] - mu) / sd
+        clf.fit((x_train - mu) / sd, y[train])
+        z = (x_test - mu) / sd
         out[test] = clf.decision_function(z) if n_classes == 2 else clf.predict_proba(z)
         coefs.append(clf.coef_)
     return out, coefs
@@ -170,7 +177,7 @@ def _bootstrap_ci(out: np.ndarray, y: np.ndarray, n_classes: int, n_boot: int,
     return float(lo), float(hi)
 
 
-def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
+def probe_leakage(X, groups, *, covariates=None, cv: int = 5, n_permutations: int = 200,
                   n_bootstrap: int = 1000, confidence: float = 0.95,
                   random_state=None) -> dict[str, Any]:
     """How well a linear probe reads a protected attribute from the latents.
@@ -180,6 +187,13 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
     K-fold. Its out-of-fold outputs are pooled into one AUC. The p-value comes from
     refitting the whole procedure on permuted labels.
 
+    With ``covariates``, the question becomes "is the group still readable once these
+    factors are accounted for?": inside each fold, ``X`` is residualised on the
+    covariates (as :func:`residualize` does) with coefficients fitted on the training
+    fold and applied to both folds. Residualising the whole sample first and probing the
+    result biases the score *below* chance when the group depends on the covariates
+    (Snoek et al., 2019); the fold-wise version does not.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
@@ -187,6 +201,9 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
     groups : array-like of shape (n_samples,)
         Protected attribute. ``None``/NaN form the group ``"<missing>"``. Needs at least
         two groups, each with at least ``cv`` members.
+    covariates : DataFrame, Series, array-like or None, default=None
+        Legitimate factors to remove from ``X`` fold by fold, encoded as in
+        :func:`residualize`.
     cv : int, default=5
         Number of folds, >= 2.
     n_permutations : int, default=200
@@ -227,7 +244,7 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
 
     See Also
     --------
-    residualize : remove legitimate factors from ``X`` before probing.
+    residualize : the residualisation, on the whole sample.
 
     References
     ----------
@@ -237,6 +254,8 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
        performance", JMLR 11, 2010.
     .. [3] B. Phipson and G. K. Smyth, "Permutation p-values should never be zero",
        Stat. Appl. Genet. Mol. Biol. 9(1), 2010.
+    .. [4] L. Snoek, S. Miletić and H. S. Scholte, "How to control for confounds in
+       decoding analyses of neuroimaging data", NeuroImage 184, 2019.
 
     Examples
     --------
@@ -265,9 +284,10 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
         small = {classes[i]: int(sizes[i]) for i in np.flatnonzero(sizes < cv)}
         raise ValueError(f"every group needs at least cv={cv} members for stratified "
                          f"{cv}-fold cross-validation; too small: {small}")
+    design = None if covariates is None else _design(covariates, X.shape[0])
     rng = check_random_state(random_state)
 
-    out, coefs = _oof(X, codes, n_classes, cv, rng.randint(np.iinfo(np.int32).max))
+    out, coefs = _oof(X, codes, n_classes, cv, rng.randint(np.iinfo(np.int32).max), design)
     score = _score(out, codes, n_classes)
     coef = np.mean(coefs, axis=0)
     coef_list = coef[0].tolist() if n_classes == 2 else coef.tolist()
@@ -278,7 +298,8 @@ def probe_leakage(X, groups, *, cv: int = 5, n_permutations: int = 200,
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(n_permutations):
             y_perm = rng.permutation(codes)
-            out_perm, _ = _oof(X, y_perm, n_classes, cv, rng.randint(np.iinfo(np.int32).max))
+            out_perm, _ = _oof(X, y_perm, n_classes, cv, rng.randint(np.iinfo(np.int32).max),
+                               design)
             null.append(_score(out_perm, y_perm, n_classes))
     if n_permutations:
         p_value = (int(np.sum(np.asarray(null) >= score)) + 1) / (n_permutations + 1)
@@ -340,8 +361,14 @@ def residualize(X, covariates) -> np.ndarray:
 
     Each column of ``X`` is regressed by least squares on an intercept, the numeric
     covariates and one-hot indicators of the categorical ones, and replaced by its
-    residual. Probing the residuals asks whether a group is still readable once these
-    (legitimate) factors are accounted for.
+    residual: what is left once these (legitimate) factors are accounted for.
+
+    To *probe* the residuals for a group, pass the covariates to :func:`probe_leakage`
+    instead of probing ``residualize(X, covariates)``: residualising the whole sample
+    before cross-validation leaves each training fold's group difference anti-correlated
+    with the test fold's, which pushes the probe's score below chance when the group
+    depends on the covariates (Snoek et al., 2019). ``probe_leakage`` residualises fold
+    by fold.
 
     Parameters
     ----------
@@ -363,7 +390,12 @@ def residualize(X, covariates) -> np.ndarray:
 
     See Also
     --------
-    probe_leakage : probe the residuals.
+    probe_leakage : probe for a group, optionally with fold-wise residualisation.
+
+    References
+    ----------
+    .. [1] L. Snoek, S. Miletić and H. S. Scholte, "How to control for confounds in
+       decoding analyses of neuroimaging data", NeuroImage 184, 2019.
 
     Examples
     --------

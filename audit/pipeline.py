@@ -1,0 +1,266 @@
+"""Runs the stages in order: sources -> latents -> geometry -> checks -> gates -> outputs."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .checks import build_checks, run_check
+from .config import AuditConfig, DataConfig
+from .context import Context
+from .data import InputSet, load_builtin, load_latent_set
+from .data.arrays import validate_latent_array
+from .errors import InputError
+from .findings import AuditResult, evaluate_gate
+from .io import atomic_outputs
+from .latents import LatentSet
+
+log = logging.getLogger("audit")
+
+__all__ = ["AuditRun", "run", "write_outputs", "load_sets"]
+
+
+@dataclass
+class AuditRun:
+    """A finished audit: the result plus artifacts worth saving (e.g. the demo model)."""
+    result: AuditResult
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for pkg in ("latent-audit", "numpy", "scikit-learn", "hdbscan", "torch", "plotly",
+                "pandas", "umap-learn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _source_name(cfg: AuditConfig) -> str:
+    return str(cfg.config_path) if cfg.config_path else "<config>"
+
+
+def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
+                   artifacts: dict[str, Any]) -> tuple[LatentSet, LatentSet | None]:
+    enc = cfg.encoder
+    decoder = None
+    if enc is not None and enc.demo_vae is not None:
+        from .encoders.vae import train_vae
+        spec = enc.demo_vae
+        log.info("encoder: training the demo VAE on %d images (%d epochs, latent dim %d)",
+                 len(data.images), spec.epochs, spec.latent_dim)
+
+        def progress(epoch: int, total: int, loss: float) -> None:
+            if epoch == total or epoch % max(1, total // 5) == 0:
+                log.info("encoder: epoch %d/%d, loss %.1f", epoch, total, loss)
+        model = train_vae(data.images, spec, progress=progress)
+        artifacts["demo_vae"] = model
+        encode = model.encode
+        decoder = model.decode
+        desc = {"kind": "demo_vae", **spec.model_dump(), "final_loss": model.history[-1]}
+    else:
+        def encode(images: np.ndarray) -> np.ndarray:
+            return images.reshape(len(images), -1).astype(np.float32) / 255.0
+        desc = {"kind": "flatten", "note": "latents are the flattened pixels in [0, 1]"}
+
+    def to_set(inp: InputSet, section: str) -> LatentSet:
+        z = validate_latent_array(encode(inp.images), source=inp.source, key=f"{section}")
+        return LatentSet(latents=z, metadata=inp.metadata, ids=inp.ids, source=inp.source,
+                         provenance={"kind": "builtin", "source": inp.source,
+                                     "encoder": desc, "truth": inp.truth},
+                         images=inp.images, decoder=decoder)
+    return to_set(data, "data"), (to_set(reference, "reference") if reference else None)
+
+
+def _load_one(dc: DataConfig, section: str) -> LatentSet | InputSet:
+    if dc.builtin is not None:
+        return load_builtin(dc.builtin, section=section)
+    return load_latent_set(dc.latents, dc.metadata, section=section, id_column=dc.id_column,
+                           array=dc.key)
+
+
+def load_sets(cfg: AuditConfig, artifacts: dict[str, Any] | None = None
+              ) -> tuple[LatentSet, LatentSet | None]:
+    """Read or encode the data and the reference into ``LatentSet``s, and check columns."""
+    artifacts = {} if artifacts is None else artifacts
+    data = _load_one(cfg.data, "data")
+    ref = _load_one(cfg.reference, "reference") if cfg.reference else None
+    if isinstance(data, InputSet) or isinstance(ref, InputSet):
+        if isinstance(data, LatentSet) or (ref is not None and isinstance(ref, LatentSet)):
+            raise InputError("data and reference must both be latents or both be inputs for "
+                             "the same encoder", source=_source_name(cfg), key="reference")
+        data, ref = _encode_inputs(cfg, data, ref, artifacts)
+    elif cfg.encoder is not None:
+        raise InputError("an encoder is given but data.latents are already latents",
+                         source=_source_name(cfg), key="encoder")
+    if ref is not None and ref.dim != data.dim:
+        raise InputError(f"reference latents have {ref.dim} dimensions but the data has "
+                         f"{data.dim}", source=ref.source, key="reference.latents")
+    meta_src = str(cfg.data.metadata) if cfg.data.metadata else data.source
+    for key in ("attributes", "protected"):
+        missing = [c for c in getattr(cfg, key) if c not in data.metadata.columns]
+        if missing:
+            have = list(data.metadata.columns)
+            raise InputError(f"column(s) {missing} not in the metadata (columns: "
+                             f"{have[:20]}{'…' if len(have) > 20 else ''})",
+                             source=meta_src, key=key)
+    min_n = cfg.geometry.k + 1
+    if data.n < min_n:
+        raise InputError(f"has {data.n} points, fewer than the {min_n} needed for "
+                         f"k={cfg.geometry.k} neighbours (lower geometry.k)",
+                         source=data.source, key="data")
+    if ref is not None and ref.n < 2:
+        raise InputError(f"has {ref.n} points; a reference needs at least 2",
+                         source=ref.source, key="reference")
+    return data, ref
+
+
+def _thumbnail(img: np.ndarray, size: int = 48) -> str:
+    from PIL import Image
+    arr = img[..., 0] if img.shape[-1] == 1 else img
+    im = Image.fromarray(arr)
+    scale = max(1, size // max(im.size))
+    im = im.resize((im.size[0] * scale, im.size[1] * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-point data for the report's map, on a seeded sample when N is large."""
+    n = ctx.n
+    cap = cfg.geometry.plot_points
+    flagged = set()
+    for c in checks:
+        for f in c.findings:
+            if f.severity != "info" or f.check == "outliers":
+                flagged.update(f.evidence_ids)
+    if n > cap:
+        idx = set(np.sort(ctx.rng(5).choice(n, cap, replace=False)).tolist())
+        pos = {s: i for i, s in enumerate(ctx.data.ids)}
+        idx |= {pos[e] for e in flagged if e in pos}
+        idx = np.array(sorted(idx))
+    else:
+        idx = np.arange(n)
+    coords = ctx.map2d.coords[idx]
+    cols: dict[str, Any] = {}
+    for c in checks:
+        for name, arr in c.per_sample.items():
+            arr = np.asarray(arr)
+            if arr.dtype == bool:
+                cols[name] = arr[idx].astype(int).tolist()
+            elif np.issubdtype(arr.dtype, np.number):
+                cols[name] = np.round(arr[idx].astype(float), 5).tolist()
+    meta = ctx.data.metadata
+    shown = [c for c in cfg.attributes + cfg.protected if c in meta.columns]
+    shown += [c for c in meta.columns if c not in shown][: max(0, 8 - len(shown))]
+    metadata = {}
+    for c in shown:
+        ser = meta[c].iloc[idx]
+        if pd.api.types.is_numeric_dtype(ser):
+            metadata[c] = {"kind": "numeric",
+                           "values": [None if pd.isna(v) else round(float(v), 5) for v in ser]}
+        else:
+            metadata[c] = {"kind": "categorical",
+                           "values": ["<missing>" if pd.isna(v) else str(v) for v in ser]}
+    return ({"ids": [str(i) for i in ctx.data.ids[idx]],
+             "x": np.round(coords[:, 0], 4).tolist(), "y": np.round(coords[:, 1], 4).tolist(),
+             "columns": cols, "metadata": metadata, "color_by": shown,
+             "n_total": n, "n_shown": int(len(idx)), "sampled": bool(len(idx) < n)}, idx)
+
+
+def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
+                cap: int = 400) -> dict[str, str]:
+    images = ctx.data.images
+    if images is None:
+        return {}
+    ids = ctx.data.ids
+    pos = {s: i for i, s in enumerate(ids)}
+    want: list[int] = []
+    for c in checks:
+        for f in c.findings:
+            want.extend(pos[e] for e in f.evidence_ids[:10] if e in pos)
+    for ex in ctx.clusters.exemplars.values():
+        want.extend(int(i) for i in ex)
+    rest = np.setdiff1d(shown_idx, np.array(want, dtype=int))
+    if rest.size:
+        want.extend(ctx.rng(6).choice(rest, min(cap, rest.size), replace=False).tolist())
+    chosen = list(dict.fromkeys(want))[: cap + 200]
+    return {str(ids[i]): _thumbnail(images[i]) for i in chosen}
+
+
+def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
+    """Run a whole audit in memory; nothing is written (see ``write_outputs``)."""
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    artifacts: dict[str, Any] = {}
+    source = _source_name(config)
+    checks = build_checks(config.checks, source=source)
+
+    t0 = time.perf_counter()
+    log.info("loading data")
+    data, ref = load_sets(config, artifacts)
+    timings["load"] = round(time.perf_counter() - t0, 3)
+    log.info("data: %d × %d%s", data.n, data.dim,
+             f"; reference: {ref.n} × {ref.dim}" if ref is not None else "")
+
+    ctx = Context(data, reference=ref, config=config)
+    results = [run_check(c, ctx, debug=debug) for c in checks]
+    for r in results:
+        timings[f"check.{r.check}"] = round(r.seconds, 3)
+    t0 = time.perf_counter()
+    points, shown_idx = _points(ctx, results, config)
+    thumbs = _thumbnails(ctx, shown_idx, results)
+    timings["report_data"] = round(time.perf_counter() - t0, 3)
+    timings.update(ctx.timings)
+    geometry = ctx.describe()
+
+    metrics: dict[str, float] = {}
+    for r in results:
+        metrics.update(r.metrics)
+    metrics.update(geometry.get("metrics", {}))
+    gates = [evaluate_gate(g.metric, g.op, g.threshold, metrics) for g in config.gates]
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    run_info = {
+        "name": config.name, "n": data.n, "dim": data.dim, "seed": config.seed,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(), "config": config.public_dict(),
+        "config_file": str(config.config_path) if config.config_path else None,
+        "data": {k: v for k, v in data.provenance.items()},
+        "reference": ({"n": ref.n, **ref.provenance} if ref is not None else None),
+        "attributes": list(config.attributes), "protected": list(config.protected),
+    }
+    result = AuditResult(run=run_info, checks=results, gates=gates, points=points,
+                         geometry=geometry, timings=timings, thumbnails=thumbs)
+    return AuditRun(result=result, artifacts=artifacts)
+
+
+def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
+    """Write findings.json, summary.md and report.html (and artifacts) atomically."""
+    from .report import render_html, render_summary
+    result = audit_run.result
+    out_dir = Path(out_dir)
+    with atomic_outputs(out_dir) as stage:
+        (stage / "findings.json").write_text(json.dumps(result.to_json(), indent=2,
+                                                        allow_nan=False), encoding="utf-8")
+        (stage / "summary.md").write_text(render_summary(result), encoding="utf-8")
+        render_html(result, stage / "report.html")
+        model = audit_run.artifacts.get("demo_vae")
+        if model is not None:
+            (stage / "model").mkdir()
+            model.save(stage / "model" / "demo_vae.pt")
+    return {"findings": out_dir / "findings.json", "summary": out_dir / "summary.md",
+            "report": out_dir / "report.html"}

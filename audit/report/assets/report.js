@@ -1,0 +1,165 @@
+/* latent-audit report: draws the figures from the embedded JSON. User strings are escaped
+   before they reach plotly (which renders a subset of HTML in labels) and set with
+   textContent elsewhere, so metadata can never inject markup or script. */
+(function () {
+  "use strict";
+  var D = JSON.parse(document.getElementById("audit-data").textContent);
+  var P = D.points;
+  var PALETTE = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452",
+    "#9a60b4", "#ea7ccc", "#2f4554", "#c23531", "#61a0a8", "#d48265", "#749f83", "#ca8622",
+    "#bda29a", "#6e7074", "#546570", "#c4ccd3", "#0b7a75"];
+  var CONFIG = {displaylogo: false, responsive: true};
+
+  function esc(s) {
+    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+      .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
+  }
+  function short(s, n) { s = String(s); return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+
+  // ---- the map -------------------------------------------------------------------------
+  var hover = [];
+  for (var i = 0; i < P.ids.length; i++) {
+    var parts = ["<b>" + esc(short(P.ids[i], 80)) + "</b>"];
+    P.color_by.forEach(function (c) {
+      var v = P.metadata[c].values[i];
+      parts.push(esc(short(c, 30)) + ": " + esc(short(v === null ? "<missing>" : v, 60)));
+    });
+    if (P.columns.cluster) parts.push("cluster: " + P.columns.cluster[i]);
+    if (P.columns.isolation_ratio) parts.push("isolation ratio: " + P.columns.isolation_ratio[i].toFixed(2));
+    hover.push(parts.join("<br>"));
+  }
+  var modes = [];
+  if (P.columns.cluster) modes.push({label: "cluster", kind: "categorical",
+    values: P.columns.cluster.map(function (c) { return c < 0 ? "noise" : "cluster " + c; })});
+  P.color_by.forEach(function (c) {
+    var m = P.metadata[c];
+    modes.push({label: c, kind: m.kind, values: m.values});
+  });
+  if (P.columns.isolation_ratio) modes.push({label: "outlier score (log10 isolation ratio)",
+    kind: "numeric", values: P.columns.isolation_ratio.map(function (v) { return Math.log10(Math.max(v, 1e-6)); })});
+  if (P.columns.glosh) modes.push({label: "GLOSH outlier score", kind: "numeric", values: P.columns.glosh});
+  if (!modes.length) modes.push({label: "none", kind: "none", values: []});
+
+  var select = document.getElementById("colour-by");
+  modes.forEach(function (m, k) {
+    var o = document.createElement("option");
+    o.value = String(k); o.textContent = m.label; select.appendChild(o);
+  });
+  var highlight = null;
+
+  function mapTraces(mode) {
+    var base = {type: "scattergl", mode: "markers", hoverinfo: "text", hoverlabel: {align: "left"}};
+    var traces = [];
+    if (mode.kind === "categorical") {
+      var counts = {};
+      mode.values.forEach(function (v) { counts[v] = (counts[v] || 0) + 1; });
+      var cats = Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; });
+      var keep = cats.slice(0, 19), other = cats.length > 19;
+      var groups = {};
+      mode.values.forEach(function (v, i) {
+        var key = keep.indexOf(v) >= 0 ? v : "(other)";
+        (groups[key] = groups[key] || []).push(i);
+      });
+      (other ? keep.concat(["(other)"]) : keep).forEach(function (cat, k) {
+        var idx = groups[cat] || [];
+        traces.push(Object.assign({}, base, {
+          name: esc(short(cat, 40)) + " (" + idx.length + ")",
+          x: idx.map(function (i) { return P.x[i]; }), y: idx.map(function (i) { return P.y[i]; }),
+          text: idx.map(function (i) { return hover[i]; }), customdata: idx,
+          marker: {size: 5, opacity: 0.75, color: cat === "noise" ? "#b0b0b0" : PALETTE[k % PALETTE.length]}
+        }));
+      });
+    } else {
+      var vals = mode.kind === "numeric" ? mode.values : null;
+      traces.push(Object.assign({}, base, {
+        name: "points", x: P.x, y: P.y, text: hover, customdata: P.x.map(function (_, i) { return i; }),
+        marker: vals ? {size: 5, opacity: 0.8, color: vals, colorscale: "Viridis", showscale: true,
+                        colorbar: {title: {text: esc(short(mode.label, 30))}}}
+                     : {size: 5, opacity: 0.75, color: PALETTE[0]}
+      }));
+    }
+    if (highlight) traces.push(highlight);
+    return traces;
+  }
+  var mapLayout = {margin: {l: 40, r: 10, t: 10, b: 40}, hovermode: "closest",
+    legend: {itemsizing: "constant"}, xaxis: {zeroline: false}, yaxis: {zeroline: false}};
+  function drawMap() {
+    Plotly.react("fig-map", mapTraces(modes[Number(select.value) || 0]), mapLayout, CONFIG);
+  }
+  select.addEventListener("change", drawMap);
+
+  // ---- hover panel with thumbnails --------------------------------------------------------
+  function bindHover() {
+    var div = document.getElementById("fig-map");
+    div.on("plotly_hover", function (ev) {
+      var pt = ev.points[0]; if (!pt || pt.customdata === undefined) return;
+      var i = pt.customdata, id = P.ids[i];
+      var img = document.getElementById("hover-img"), txt = document.getElementById("hover-text");
+      var thumb = D.thumbnails[id];
+      if (thumb) { img.src = thumb; img.hidden = false; } else { img.hidden = true; }
+      txt.textContent = "";
+      var lines = [id].concat(P.color_by.map(function (c) {
+        var v = P.metadata[c].values[i]; return c + ": " + (v === null ? "<missing>" : v); }));
+      lines.forEach(function (l, k) { var d = document.createElement("div"); d.textContent = l;
+        if (k === 0) d.style.fontWeight = "600"; txt.appendChild(d); });
+      var muted = document.querySelector("#hover-panel > .muted");
+      if (muted) muted.textContent = thumb ? "" : "(no thumbnail for this point)";
+    });
+  }
+
+  // ---- "show on map" for a finding's evidence ---------------------------------------------
+  var pos = {};
+  P.ids.forEach(function (id, i) { pos[id] = i; });
+  var findingIds = {};
+  D.findings.forEach(function (f) { findingIds[f.id] = f.evidence_ids; });
+  document.querySelectorAll("button.show").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var ev = findingIds[b.getAttribute("data-finding")] || [];
+      var idx = ev.map(function (e) { return pos[e]; }).filter(function (i) { return i !== undefined; });
+      highlight = {type: "scattergl", mode: "markers", name: "evidence", hoverinfo: "text",
+        x: idx.map(function (i) { return P.x[i]; }), y: idx.map(function (i) { return P.y[i]; }),
+        text: idx.map(function (i) { return hover[i]; }), customdata: idx,
+        marker: {size: 13, color: "rgba(0,0,0,0)", line: {color: "#d00", width: 2}}};
+      drawMap();
+      document.getElementById("map").scrollIntoView({behavior: "smooth"});
+    });
+  });
+
+  // ---- check figures -------------------------------------------------------------------------
+  function drawClusterSizes(id) {
+    var rows = D.checks.clusters.tables.sizes;
+    Plotly.newPlot(id, [{type: "bar", x: rows.map(function (r) { return r.cluster < 0 ? "noise" : "c" + r.cluster; }),
+      y: rows.map(function (r) { return r.n; }),
+      marker: {color: rows.map(function (r) { return r.cluster < 0 ? "#b0b0b0" : PALETTE[r.cluster % PALETTE.length]; })}}],
+      {title: {text: "Cluster sizes"}, margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {title: {text: "points"}}}, CONFIG);
+  }
+  function drawComposition(id, col) {
+    var rows = D.checks.clusters.tables.composition[col];
+    var values = [];
+    rows.forEach(function (r) { r.top.forEach(function (t) { if (values.indexOf(t.value) < 0) values.push(t.value); }); });
+    values = values.slice(0, 25);
+    var z = rows.map(function (r) { return values.map(function (v) {
+      var t = r.top.filter(function (t) { return t.value === v; })[0]; return t ? t.share : 0; }); });
+    Plotly.newPlot(id, [{type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: "Blues",
+      x: values.map(function (v) { return esc(short(v, 24)); }),
+      y: rows.map(function (r) { return (r.cluster < 0 ? "noise" : "c" + r.cluster) + " (" + r.n + ")"; }),
+      hovertemplate: "%{y}<br>%{x}: %{z:.0%}<extra></extra>", colorbar: {title: {text: "share"}}}],
+      {title: {text: "Composition of each cluster: " + esc(short(col, 40))},
+       margin: {l: 90, r: 10, t: 40, b: 80}, yaxis: {type: "category", autorange: "reversed"}}, CONFIG);
+  }
+  function drawOutliers(id) {
+    var r = P.columns.isolation_ratio || [];
+    Plotly.newPlot(id, [{type: "histogram", x: r.map(function (v) { return Math.log10(Math.max(v, 1e-6)); }),
+      nbinsx: 60, marker: {color: PALETTE[0]}}],
+      {title: {text: "Isolation ratio (log10)" + (P.sampled ? ", on the plotted sample" : "")},
+       margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {type: "log", title: {text: "points"}},
+       xaxis: {title: {text: "log10 isolation ratio"}}}, CONFIG);
+  }
+
+  D.figures.forEach(function (f) {
+    if (f.kind === "map") { drawMap(); bindHover(); }
+    else if (f.kind === "cluster_sizes") drawClusterSizes(f.id);
+    else if (f.kind === "composition") drawComposition(f.id, f.column);
+    else if (f.kind === "outlier_hist") drawOutliers(f.id);
+  });
+})();

@@ -1,0 +1,92 @@
+"""report.html: one self-contained, offline file (plotly.js embedded once)."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, select_autoescape
+
+from ..findings import SEVERITY_RANK, AuditResult, jsonable
+from ..io import write_text_atomic
+
+
+@lru_cache(maxsize=1)
+def _plotly_js() -> str:
+    from plotly.offline import get_plotlyjs
+    return get_plotlyjs()
+
+
+def _asset(name: str) -> str:
+    return resources.files("audit.report").joinpath("assets", name).read_text("utf-8")
+
+
+def safe_json(data: Any) -> str:
+    """JSON that can sit inside a <script> element: no '<', '>', '&' or line separators."""
+    s = json.dumps(jsonable(data), allow_nan=False, separators=(",", ":"))
+    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                 ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        s = s.replace(a, b)
+    return s
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
+            return f"{v:.{digits}e}"
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def figure_plan(result: AuditResult) -> list[dict[str, str]]:
+    """The figures the report draws, in order (also used by tests to count them)."""
+    figs = [{"id": "fig-map", "kind": "map"}]
+    by = {c.check: c for c in result.checks if c.status == "ok"}
+    if "clusters" in by:
+        figs.append({"id": "fig-cluster-sizes", "kind": "cluster_sizes"})
+        for col in by["clusters"].tables.get("composition", {}):
+            figs.append({"id": f"fig-composition-{len(figs)}", "kind": "composition",
+                         "column": col})
+    if "outliers" in by:
+        figs.append({"id": "fig-outliers", "kind": "outlier_hist"})
+    return figs
+
+
+def _payload(result: AuditResult, figures: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "run": {k: result.run[k] for k in ("name", "n", "dim")},
+        "points": result.points,
+        "thumbnails": result.thumbnails,
+        "figures": figures,
+        "checks": {c.check: {"tables": c.tables, "metrics": c.metrics}
+                   for c in result.checks if c.status == "ok"},
+        "findings": [{"id": f.id, "evidence_ids": list(f.evidence_ids)}
+                     for f in result.findings],
+    }
+
+
+def render_html(result: AuditResult, path: Path) -> Path:
+    """Write the interactive report for ``result`` to ``path`` (atomically)."""
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = _fmt
+    template = env.from_string(_asset("report.html.j2"))
+    figures = figure_plan(result)
+    findings = result.findings
+    by_check: dict[str, list] = {}
+    for f in findings:
+        by_check.setdefault(f.check, []).append(f)
+    flagged = [f for f in findings if f.severity != "info"]
+    html = template.render(
+        r=result, run=result.run, metrics=result.metrics, geometry=result.geometry,
+        findings=findings, flagged=flagged, by_check=by_check, figures=figures,
+        severity_rank=SEVERITY_RANK, checks=result.checks,
+        css=_asset("report.css"), js=_asset("report.js"), plotly_js=_plotly_js(),
+        payload=safe_json(_payload(result, figures)),
+    )
+    write_text_atomic(Path(path), html)
+    return Path(path)
