@@ -175,5 +175,6 @@ class AuditResult:
             "metrics": self.metrics,
             "findings": [f.to_json() for f in self.findings],
             "gates": [{"metric": g.metric, "op": g.op, "threshold": g.threshold,
-                       "value": g.value, "passed": g.passed} for g in self.gates],
+                       "value": g.value, "passed": g.passed, "status": g.status,
+                       "details": g.details} for g in self.gates],
         })

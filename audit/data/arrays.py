@@ -33,6 +33,10 @@ def read_latents(path: Path, *, key: str = "data.latents", array: str | None = N
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":
+            with open(path, "rb") as fh:
+                if fh.read(6) != b"\x93NUMPY":
+                    raise InputError("unreadable: not a NumPy .npy file (bad magic bytes)",
+                                     source=path, key=key)
             arr = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
@@ -56,7 +60,7 @@ def read_latents(path: Path, *, key: str = "data.latents", array: str | None = N
     except InputError:
         raise
     except ValueError as exc:
-        if "allow_pickle" in str(exc) or "object arrays" in str(exc):
+        if "bject arrays" in str(exc):
             raise InputError("holds Python objects (ragged rows?), expected a numeric N×d "
                              "array", source=path, key=key) from None
         raise InputError(f"unreadable: {exc}", source=path, key=key) from None

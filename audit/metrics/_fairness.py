@@ -24,6 +24,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
+from threadpoolctl import threadpool_limits
 
 from ._stats import wilson_interval
 from ._validation import validate_float, validate_int, validate_labels, validate_matrix
@@ -37,6 +38,9 @@ MISSING_GROUP = "<missing>"
 # Upper bound on the number of float64 values in one bootstrap block.
 _BOOT_CHUNK_VALUES = 1 << 21
 _MAX_ITER = 300
+# Up to this many values in X, the probe's many small fits run with one BLAS thread:
+# threads only add overhead there, and on a busy machine they can make it 5x slower.
+_SINGLE_THREAD_MAX_VALUES = 1 << 20
 
 
 # --------------------------------------------------------------------------- labels
@@ -238,7 +242,8 @@ def probe_leakage(X, groups, *, covariates=None, cv: int = 5, n_permutations: in
         ``classes`` : list
             The group labels, in the order used by ``coef``.
         ``coef`` : list
-            Coefficients on standardised features, averaged over folds: a list of
+            Coefficients on standardised (and, with ``covariates``, residualised)
+            features, averaged over folds: a list of
             ``n_features`` floats for two groups (positive pushes toward ``classes[1]``),
             else one such list per class (multinomial model).
 
@@ -287,20 +292,22 @@ def probe_leakage(X, groups, *, covariates=None, cv: int = 5, n_permutations: in
     design = None if covariates is None else _design(covariates, X.shape[0])
     rng = check_random_state(random_state)
 
-    out, coefs = _oof(X, codes, n_classes, cv, rng.randint(np.iinfo(np.int32).max), design)
+    limits = 1 if X.size <= _SINGLE_THREAD_MAX_VALUES else None
+    with threadpool_limits(limits=limits, user_api="blas"):
+        out, coefs = _oof(X, codes, n_classes, cv, rng.randint(np.iinfo(np.int32).max),
+                          design)
+        null = []
+        with warnings.catch_warnings():
+            # Probes of shuffled labels are noise fits; their convergence is not the result.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for _ in range(n_permutations):
+                y_perm = rng.permutation(codes)
+                out_perm, _ = _oof(X, y_perm, n_classes, cv,
+                                   rng.randint(np.iinfo(np.int32).max), design)
+                null.append(_score(out_perm, y_perm, n_classes))
     score = _score(out, codes, n_classes)
     coef = np.mean(coefs, axis=0)
     coef_list = coef[0].tolist() if n_classes == 2 else coef.tolist()
-
-    null = []
-    with warnings.catch_warnings():
-        # Probes of shuffled labels are noise fits; their convergence is not the result.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        for _ in range(n_permutations):
-            y_perm = rng.permutation(codes)
-            out_perm, _ = _oof(X, y_perm, n_classes, cv, rng.randint(np.iinfo(np.int32).max),
-                               design)
-            null.append(_score(out_perm, y_perm, n_classes))
     if n_permutations:
         p_value = (int(np.sum(np.asarray(null) >= score)) + 1) / (n_permutations + 1)
     else:

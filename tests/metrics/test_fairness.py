@@ -64,7 +64,7 @@ def test_probe_equals_sklearn_pipeline():
 
 def test_planted_leakage_is_found():
     X, g = _planted(3)
-    res = probe_leakage(X, g, n_permutations=100, n_bootstrap=500, random_state=0)
+    res = probe_leakage(X, g, cv=3, n_permutations=100, n_bootstrap=500, random_state=0)
     assert res["score"] > 0.6 and res["chance"] == 0.5
     assert res["p_value"] < 0.01
     assert len(res["null_scores"]) == 100 and max(res["null_scores"]) < res["score"]

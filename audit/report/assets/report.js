@@ -140,7 +140,7 @@
     values = values.slice(0, 25);
     var z = rows.map(function (r) { return values.map(function (v) {
       var t = r.top.filter(function (t) { return t.value === v; })[0]; return t ? t.share : 0; }); });
-    Plotly.newPlot(id, [{type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: "Blues",
+    Plotly.newPlot(id, [{type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: [[0, "#f4f7fb"], [1, "#1f4e9c"]],
       x: values.map(function (v) { return esc(short(v, 24)); }),
       y: rows.map(function (r) { return (r.cluster < 0 ? "noise" : "c" + r.cluster) + " (" + r.n + ")"; }),
       hovertemplate: "%{y}<br>%{x}: %{z:.0%}<extra></extra>", colorbar: {title: {text: "share"}}}],

@@ -1,0 +1,116 @@
+"""Every bad input: exit 2, one line on stderr naming the file and the problem, no
+traceback, and nothing already in the output folder is damaged."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import blobs
+
+
+def _meta(n, **cols):
+    return pd.DataFrame({"id": [f"p{i}" for i in range(n)], **cols})
+
+
+X, _ = blobs(200, 4)
+
+CASES = {
+    "nan": (lambda: X.copy().__setitem__((5, 1), np.nan) or None, "latents.npy",
+            "contains NaN values in 1 row(s), first at row 5"),
+}
+
+
+def _with(x, i, j, v):
+    x = x.copy()
+    x[i, j] = v
+    return x
+
+
+@pytest.mark.parametrize("name,latents,latents_name,meta,config,expect_file,expect", [
+    ("nan", _with(X, 5, 1, np.nan), "latents.npy", None, None, "latents.npy",
+     "contains NaN values in 1 row(s), first at row 5"),
+    ("inf", _with(X, 7, 0, np.inf), "latents.npy", None, None, "latents.npy",
+     "contains Inf values"),
+    ("ragged", np.array([[1.0, 2.0], [3.0]], dtype=object), "latents.npy", None, None,
+     "latents.npy", "Python objects (ragged rows?)"),
+    ("one-d", np.arange(50, dtype=np.float32), "latents.npy", None, None, "latents.npy",
+     "must be 2-D (N samples × d dimensions), got shape (50,)"),
+    ("empty", np.zeros((0, 4), dtype=np.float32), "latents.npy", None, None, "latents.npy",
+     "is empty"),
+    ("too-few", X[:10], "latents.npy", None, None, "latents.npy",
+     "fewer than the 16 needed for k=15 neighbours"),
+    ("rows-mismatch", X, "latents.npy", _meta(199, shape=["a"] * 199), None, "meta.csv",
+     "has 199 rows but the latents"),
+    ("missing-column", X, "latents.npy", _meta(200, shape=["a"] * 200),
+     {"attributes": ["shape", "colour"]}, "meta.csv", "column(s) ['colour'] not in the metadata"),
+    ("duplicate-ids", X, "latents.npy",
+     pd.DataFrame({"id": ["p1"] * 2 + [f"p{i}" for i in range(2, 200)]}), None, "meta.csv",
+     "duplicate ids"),
+    ("unreadable-npy", b"this is not numpy", "latents.npy", None, None, "latents.npy",
+     "unreadable"),
+    ("unreadable-parquet", b"PAR1garbage", "latents.parquet", None, None, "latents.parquet",
+     "unreadable"),
+    ("non-numeric-csv", "a,b\nx,1\ny,2\n", "latents.csv", None, None, "latents.csv",
+     "non-numeric columns"),
+    ("wrong-suffix", b"1,2", "latents.txt", None, None, "latents.txt",
+     "unsupported file type '.txt'"),
+    ("unknown-key", X, "latents.npy", None, {"atributes": ["shape"]}, "config.yaml",
+     "key 'atributes': unknown key"),
+    ("unknown-nested-key", X, "latents.npy", None, {"geometry": {"kk": 3}}, "config.yaml",
+     "key 'geometry.kk': unknown key"),
+    ("unknown-check", X, "latents.npy", None, {"checks": {"holez": {}}}, "config.yaml",
+     "key 'checks.holez': unknown check"),
+    ("bad-check-setting", X, "latents.npy", None, {"checks": {"outliers": {"topp": 3}}},
+     "config.yaml", "key 'checks.outliers.topp': unknown key"),
+    ("bad-gate", X, "latents.npy", None, {"gates": ["clusters.count ~ 3"]}, "config.yaml",
+     "is not of the form"),
+])
+def test_bad_input_exits_2(write_case, run_cli, tmp_path, name, latents, latents_name, meta,
+                           config, expect_file, expect):
+    cfg = write_case(latents, meta, config, latents_name=latents_name)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "findings.json").write_text("previous run")
+    code, stdout, stderr = run_cli("run", cfg, "--out", out, "-q")
+    assert code == 2, stderr
+    lines = [ln for ln in stderr.strip().splitlines() if ln]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert expect_file in lines[0] and expect in lines[0], lines[0]
+    assert lines[0].startswith("latent-audit: error: ")
+    assert (out / "findings.json").read_text() == "previous run"
+    assert sorted(p.name for p in out.iterdir()) == ["findings.json"]
+    assert not [p for p in tmp_path.iterdir() if ".staging-" in p.name]
+
+
+def test_missing_latents_file(write_case, run_cli, tmp_path):
+    cfg = write_case(X)
+    (tmp_path / "latents.npy").unlink()
+    code, _, err = run_cli("run", cfg, "-q", "--out", tmp_path / "o")
+    assert code == 2
+    assert "latents.npy" in err and "key 'data.latents': file not found" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_config_and_bad_yaml(run_cli, tmp_path):
+    code, _, err = run_cli("run", tmp_path / "nope.yaml")
+    assert code == 2 and "nope.yaml: config file not found" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndata: [unclosed\n")
+    code, _, err = run_cli("run", bad)
+    assert code == 2 and "bad.yaml" in err and "not valid YAML at line" in err
+
+
+def test_debug_shows_traceback(write_case, run_cli, tmp_path, capsys):
+    cfg = write_case(_with(X, 1, 1, np.nan))
+    code, _, err = run_cli("run", cfg, "--debug", "--out", tmp_path / "o")
+    assert code == 2
+    assert "Traceback" in err and "contains NaN" in err
+
+
+def test_reference_dimension_mismatch(write_case, run_cli, tmp_path):
+    cfg = write_case(X, reference=np.zeros((50, 3), dtype=np.float32))
+    code, _, err = run_cli("run", cfg, "-q", "--out", tmp_path / "o")
+    assert code == 2
+    assert "ref.npy" in err and "3 dimensions but the data has 4" in err
