@@ -2,10 +2,12 @@
 
 Every point gets a local isolation ratio: its mean distance to its k nearest neighbours
 divided by the median of the same quantity among those neighbours (1 = as dense as its
-surroundings). A point is flagged only when the lower end of a bootstrap interval for its
-ratio (resampling its neighbours) clears ``ratio_threshold``; the threshold is an effect
-size, chosen so that Gaussian blobs, mixtures and uniform data flag nothing at 100k points.
-The top ``top`` points by ratio are listed as ``info`` findings for review.
+surroundings). How large the ratio gets by chance depends on the number of points and the
+intrinsic dimension, so the threshold is calibrated on the fly: the largest ratio seen in
+Gaussian samples of the same size and intrinsic dimension (the null), times ``null_margin``
+(and never below ``min_threshold``). A point is flagged only when the lower end of a 99%
+bootstrap interval for its ratio (resampling its neighbours) clears that threshold. The
+top ``top`` points by ratio are listed as ``info`` findings for review.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pydantic import Field
 
 from ..context import Context
 from ..findings import CheckResult, Finding
-from ..metrics import knn_distance_score
+from ..metrics import knn, knn_distance_score
 from .base import Check, CheckSettings, register
 
 
@@ -39,6 +41,22 @@ def bootstrap_ratio_ci(scores: np.ndarray, neighbours: np.ndarray, rows: np.ndar
     return np.stack([np.quantile(ratios, a, axis=0), np.quantile(ratios, 1 - a, axis=0)], 1)
 
 
+def null_isolation_max(n: int, dim: float, k: int, *, rng: np.random.Generator,
+                       reps: int = 2, max_n: int = 20000) -> float:
+    """Largest isolation ratio in Gaussian samples of ``n`` points in ``dim`` dimensions.
+
+    Samples above ``max_n`` points are simulated at ``max_n`` (the maximum grows slowly
+    with n; the margin covers the difference)."""
+    m = int(np.clip(round(dim) if np.isfinite(dim) else 2, 1, 64))
+    size = int(min(n, max_n))
+    best = 0.0
+    for _ in range(reps):
+        z = rng.standard_normal((size, m)).astype(np.float32)
+        d, nb = knn(z, k=min(k, size - 1))
+        best = max(best, float(isolation_ratio(d.mean(1), nb).max()))
+    return best
+
+
 @register
 class OutliersCheck(Check):
     """Isolated points: kNN-distance isolation ratio with a bootstrap interval, plus GLOSH."""
@@ -46,8 +64,9 @@ class OutliersCheck(Check):
     name = "outliers"
 
     class Settings(CheckSettings):
-        ratio_threshold: float = Field(10.0, gt=1, description=(
-            "flag a point when the lower 99% bound of its isolation ratio exceeds this"))
+        null_margin: float = Field(1.5, ge=1, description=(
+            "threshold = this × the largest ratio in same-size Gaussian null samples"))
+        min_threshold: float = Field(3.0, gt=1, description="the threshold never goes lower")
         top: int = Field(10, ge=0, le=1000, description="points listed for review")
         n_boot: int = Field(500, ge=50, le=10000)
 
@@ -56,10 +75,12 @@ class OutliersCheck(Check):
         scores = knn_distance_score(dist)
         ratio = isolation_ratio(scores, nb)
         glosh = ctx.clusters.outlier_scores
-        candidates = np.flatnonzero(ratio > self.settings.ratio_threshold)
+        null_max = null_isolation_max(ctx.n, ctx.intrinsic_dim, dist.shape[1], rng=ctx.rng(12))
+        threshold = max(self.settings.min_threshold, self.settings.null_margin * null_max)
+        candidates = np.flatnonzero(ratio > threshold)
         ci = bootstrap_ratio_ci(scores, nb, candidates, rng=ctx.rng(11),
                                 n_boot=self.settings.n_boot)
-        flagged = candidates[ci[:, 0] > self.settings.ratio_threshold] if candidates.size \
+        flagged = candidates[ci[:, 0] > threshold] if candidates.size \
             else candidates
         ci_of = {int(r): (float(lo), float(hi)) for r, (lo, hi) in zip(candidates, ci)}
         ids = ctx.data.ids
@@ -74,7 +95,7 @@ class OutliersCheck(Check):
                          f"GLOSH {glosh[i]:.2f}. Check the input for corruption or an "
                          "encoding failure."),
                 metric="outliers.isolation_ratio", value=float(ratio[i]),
-                threshold=self.settings.ratio_threshold, ci=ci_of[int(i)],
+                threshold=threshold, ci=ci_of[int(i)],
                 subjects={"index": int(i)}, evidence_ids=(str(ids[i]),)))
         flagged_set = set(flagged.tolist())
         review = [i for i in np.argsort(-ratio) if int(i) not in flagged_set][:self.settings.top]
@@ -85,7 +106,7 @@ class OutliersCheck(Check):
                 summary=(f"Isolation ratio {ratio[i]:.2f}, GLOSH {glosh[i]:.2f}, mean kNN "
                          f"distance {scores[i]:.3g}: listed for review, not flagged."),
                 metric="outliers.isolation_ratio", value=float(ratio[i]),
-                threshold=self.settings.ratio_threshold,
+                threshold=threshold,
                 subjects={"index": int(i)}, evidence_ids=(str(ids[i]),)))
         is_issue = np.zeros(n, dtype=bool)
         is_issue[flagged] = True
@@ -94,11 +115,13 @@ class OutliersCheck(Check):
             "outliers.fraction": flagged.size / n,
             "outliers.max_isolation_ratio": float(ratio.max()),
             "outliers.glosh_p99": float(np.quantile(glosh, 0.99)),
+            "outliers.threshold": threshold,
         }
         return CheckResult(
             check=self.name, status="ok", metrics=metrics, findings=tuple(findings),
             per_sample={"outliers_score": 1.0 / ratio.clip(min=1.0),
                         "is_outliers_issue": is_issue, "knn_distance": scores,
                         "isolation_ratio": ratio, "glosh": glosh},
-            tables={"ratio_quantiles": {str(q): float(np.quantile(ratio, q))
+            tables={"null_max_ratio": null_max, "threshold": threshold,
+                    "ratio_quantiles": {str(q): float(np.quantile(ratio, q))
                                         for q in (0.5, 0.9, 0.99, 0.999, 1.0)}})

@@ -2,9 +2,11 @@
 
 Anyone may import these without the rest of latent-audit.
 """
+from ._association import weat
 from ._coverage import MISSING_GROUP, coverage, coverage_by_group, knn_radii, uncovered_mask
 from ._disentanglement import (dci_scores, discretize, factor_entropy, mig_score,
                                modularity_score, mutual_info_matrix, sap_score)
+from ._fairness import probe_leakage, rate_disparity, representation_test, residualize
 from ._neighbors import knn, knn_distance_score, twonn_dimension
 from ._stats import (benjamini_hochberg, poisson_deficit_pvalue, poisson_excess_pvalue,
                      wilson_interval)
@@ -22,6 +24,11 @@ __all__ = [
     "modularity_score",
     "mutual_info_matrix",
     "sap_score",
+    "probe_leakage",
+    "rate_disparity",
+    "representation_test",
+    "residualize",
+    "weat",
     "benjamini_hochberg",
     "knn",
     "knn_distance_score",

@@ -26,14 +26,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
+from ._coverage import MISSING_GROUP  # one shared name for None/NaN labels
 from ._stats import wilson_interval
 from ._validation import validate_float, validate_int, validate_labels, validate_matrix
 
 __all__ = ["probe_leakage", "residualize", "representation_test", "rate_disparity",
            "MISSING_GROUP"]
 
-#: Group name given to ``None``/NaN labels.
-MISSING_GROUP = "<missing>"
 
 # Upper bound on the number of float64 values in one bootstrap block.
 _BOOT_CHUNK_VALUES = 1 << 21
