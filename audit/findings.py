@@ -78,7 +78,10 @@ class CheckResult:
     """What one check returned: metrics, per-sample columns, findings, and display data.
 
     ``per_sample`` columns follow ``<check>_score`` in [0, 1] (lower = more severe) and
-    ``is_<check>_issue``. ``tables`` holds plain data the report draws (no markup).
+    ``is_<check>_issue``. ``tables`` holds plain data the report draws (no markup);
+    ``display`` lists the figures to draw from it, each ``{"kind": ..., **params}`` (a
+    kind is drawn by ``report/assets/figures/<check>.js``). ``images`` maps a key to a
+    uint8 image (H×W×C) the report may show, e.g. decoded latents.
     """
 
     check: str
@@ -87,6 +90,8 @@ class CheckResult:
     findings: tuple[Finding, ...] = ()
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
+    display: tuple[dict[str, Any], ...] = ()
+    images: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
 

@@ -184,22 +184,35 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
 
 def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
                 cap: int = 400) -> dict[str, str]:
+    """Data-URI thumbnails for a capped set: evidence, exemplars, a sample, check images."""
+    thumbs: dict[str, str] = {}
+    for c in checks:
+        for key, img in c.images.items():
+            thumbs[f"{c.check}:{key}"] = _thumbnail(np.asarray(img))
     images = ctx.data.images
     if images is None:
-        return {}
+        return thumbs
     ids = ctx.data.ids
     pos = {s: i for i, s in enumerate(ids)}
+    ref = ctx.reference
+    ref_pos = ({s: i for i, s in enumerate(ref.ids)}
+               if ref is not None and ref.images is not None else {})
     want: list[int] = []
     for c in checks:
         for f in c.findings:
-            want.extend(pos[e] for e in f.evidence_ids[:10] if e in pos)
+            for e in f.evidence_ids[:12]:
+                if e in pos:
+                    want.append(pos[e])
+                elif e in ref_pos:
+                    thumbs[e] = _thumbnail(ref.images[ref_pos[e]])
     for ex in ctx.clusters.exemplars.values():
         want.extend(int(i) for i in ex)
     rest = np.setdiff1d(shown_idx, np.array(want, dtype=int))
     if rest.size:
         want.extend(ctx.rng(6).choice(rest, min(cap, rest.size), replace=False).tolist())
-    chosen = list(dict.fromkeys(want))[: cap + 200]
-    return {str(ids[i]): _thumbnail(images[i]) for i in chosen}
+    chosen = list(dict.fromkeys(want))[: cap + 300]
+    thumbs.update({str(ids[i]): _thumbnail(images[i]) for i in chosen})
+    return thumbs
 
 
 def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:

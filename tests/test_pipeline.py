@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 
 import jsonschema
@@ -77,7 +78,8 @@ def test_issue_config_end_to_end(issue_config, run_cli, tmp_path):
     summary = (out / "summary.md").read_text()
     assert "PASS" in summary and "clusters.noise_fraction <= 0.2" in summary
     html = (out / "report.html").read_text()
-    assert html.count("<script") == 3      # data, plotly.js once, our script
+    assert len(re.findall(r"plotly\.js v\d", html)) == 1      # plotly.js embedded once
+    assert "<script src" not in html and "https://" not in html.split("plotly.js v")[0]
 
 
 def test_gate_failure_exits_1(issue_config, run_cli, tmp_path):

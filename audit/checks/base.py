@@ -5,6 +5,7 @@ A check is a small class: ``name``, a pydantic ``Settings`` model (its config ke
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -105,7 +106,4 @@ def run_check(check: Check, ctx: Context, *, debug: bool = False) -> CheckResult
         return CheckResult(check=check.name, status="error",
                            error=f"{exc.__class__.__name__}: {exc}",
                            seconds=time.perf_counter() - t0)
-    return CheckResult(check=result.check, status=result.status, metrics=result.metrics,
-                       findings=result.findings, per_sample=result.per_sample,
-                       tables=result.tables, error=result.error,
-                       seconds=time.perf_counter() - t0)
+    return dataclasses.replace(result, seconds=time.perf_counter() - t0)

@@ -87,6 +87,8 @@ class ClustersCheck(Check):
         return CheckResult(
             check=self.name, status="ok", metrics=metrics, findings=tuple(findings),
             per_sample={"cluster": labels, "clusters_score": score},
+            display=({"kind": "cluster_sizes"},
+                     *({"kind": "composition", "column": c} for c in comp)),
             tables={"sizes": [{"cluster": int(c), "n": int(s)} for c, s in enumerate(sizes)]
                     + [{"cluster": -1, "n": n_noise}],
                     "composition": comp,

@@ -90,7 +90,7 @@ class DuplicatesCheck(Check):
                 evidence_ids=tuple(ev)))
         per_sample = {"is_duplicates_issue": within,
                       "duplicates_score": np.clip(dist[:, 0] / np.maximum(local, 1e-12), 0, 1)}
-        tables = {"pairs": [[str(ids[a]), str(ids[b]), float(dist[a, 0] if nb[a, 0] == b
+        tables = {"rel_threshold": s.rel_threshold, "pairs": [[str(ids[a]), str(ids[b]), float(dist[a, 0] if nb[a, 0] == b
                                                               else dist[b, 0])]
                             for a, b in pairs[:500]]}
         if cross is not None:

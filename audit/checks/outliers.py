@@ -122,6 +122,7 @@ class OutliersCheck(Check):
             per_sample={"outliers_score": 1.0 / ratio.clip(min=1.0),
                         "is_outliers_issue": is_issue, "knn_distance": scores,
                         "isolation_ratio": ratio, "glosh": glosh},
+            display=({"kind": "outlier_hist"},),
             tables={"null_max_ratio": null_max, "threshold": threshold,
                     "ratio_quantiles": {str(q): float(np.quantile(ratio, q))
                                         for q in (0.5, 0.9, 0.99, 0.999, 1.0)}})

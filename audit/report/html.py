@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, select_autoescape
+from jinja2 import DictLoader, Environment, select_autoescape
 
 from ..findings import SEVERITY_RANK, AuditResult, jsonable
 from ..io import write_text_atomic
@@ -21,6 +21,12 @@ def _plotly_js() -> str:
 
 def _asset(name: str) -> str:
     return resources.files("audit.report").joinpath("assets", name).read_text("utf-8")
+
+
+def _assets_in(folder: str, suffix: str) -> dict[str, str]:
+    base = resources.files("audit.report").joinpath("assets", folder)
+    return {p.name: p.read_text("utf-8") for p in sorted(base.iterdir(), key=lambda p: p.name)
+            if p.name.endswith(suffix)}
 
 
 def safe_json(data: Any) -> str:
@@ -44,15 +50,12 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def figure_plan(result: AuditResult) -> list[dict[str, str]]:
     """The figures the report draws, in order (also used by tests to count them)."""
-    figs = [{"id": "fig-map", "kind": "map"}]
-    by = {c.check: c for c in result.checks if c.status == "ok"}
-    if "clusters" in by:
-        figs.append({"id": "fig-cluster-sizes", "kind": "cluster_sizes"})
-        for col in by["clusters"].tables.get("composition", {}):
-            figs.append({"id": f"fig-composition-{len(figs)}", "kind": "composition",
-                         "column": col})
-    if "outliers" in by:
-        figs.append({"id": "fig-outliers", "kind": "outlier_hist"})
+    figs = [{"id": "fig-map", "kind": "map", "check": ""}]
+    for c in result.checks:
+        if c.status != "ok":
+            continue
+        for k, spec in enumerate(c.display):
+            figs.append({**spec, "id": f"fig-{c.check}-{k}", "check": c.check})
     return figs
 
 
@@ -71,8 +74,10 @@ def _payload(result: AuditResult, figures: list[dict[str, str]]) -> dict[str, An
 
 def render_html(result: AuditResult, path: Path) -> Path:
     """Write the interactive report for ``result`` to ``path`` (atomically)."""
+    sections = _assets_in("sections", ".html.j2")
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True,
+                      loader=DictLoader({f"sections/{k}": v for k, v in sections.items()}))
     env.filters["fmt"] = _fmt
     template = env.from_string(_asset("report.html.j2"))
     figures = figure_plan(result)
@@ -86,6 +91,7 @@ def render_html(result: AuditResult, path: Path) -> Path:
         findings=findings, flagged=flagged, by_check=by_check, figures=figures,
         severity_rank=SEVERITY_RANK, checks=result.checks,
         css=_asset("report.css"), js=_asset("report.js"), plotly_js=_plotly_js(),
+        figure_js=list(_assets_in("figures", ".js").values()),
         payload=safe_json(_payload(result, figures)),
     )
     write_text_atomic(Path(path), html)

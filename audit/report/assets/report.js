@@ -125,41 +125,18 @@
     });
   });
 
-  // ---- check figures -------------------------------------------------------------------------
-  function drawClusterSizes(id) {
-    var rows = D.checks.clusters.tables.sizes;
-    Plotly.newPlot(id, [{type: "bar", x: rows.map(function (r) { return r.cluster < 0 ? "noise" : "c" + r.cluster; }),
-      y: rows.map(function (r) { return r.n; }),
-      marker: {color: rows.map(function (r) { return r.cluster < 0 ? "#b0b0b0" : PALETTE[r.cluster % PALETTE.length]; })}}],
-      {title: {text: "Cluster sizes"}, margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {title: {text: "points"}}}, CONFIG);
-  }
-  function drawComposition(id, col) {
-    var rows = D.checks.clusters.tables.composition[col];
-    var values = [];
-    rows.forEach(function (r) { r.top.forEach(function (t) { if (values.indexOf(t.value) < 0) values.push(t.value); }); });
-    values = values.slice(0, 25);
-    var z = rows.map(function (r) { return values.map(function (v) {
-      var t = r.top.filter(function (t) { return t.value === v; })[0]; return t ? t.share : 0; }); });
-    Plotly.newPlot(id, [{type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: [[0, "#f4f7fb"], [1, "#1f4e9c"]],
-      x: values.map(function (v) { return esc(short(v, 24)); }),
-      y: rows.map(function (r) { return (r.cluster < 0 ? "noise" : "c" + r.cluster) + " (" + r.n + ")"; }),
-      hovertemplate: "%{y}<br>%{x}: %{z:.0%}<extra></extra>", colorbar: {title: {text: "share"}}}],
-      {title: {text: "Composition of each cluster: " + esc(short(col, 40))},
-       margin: {l: 90, r: 10, t: 40, b: 80}, yaxis: {type: "category", autorange: "reversed"}}, CONFIG);
-  }
-  function drawOutliers(id) {
-    var r = P.columns.isolation_ratio || [];
-    Plotly.newPlot(id, [{type: "histogram", x: r.map(function (v) { return Math.log10(Math.max(v, 1e-6)); }),
-      nbinsx: 60, marker: {color: PALETTE[0]}}],
-      {title: {text: "Isolation ratio (log10)" + (P.sampled ? ", on the plotted sample" : "")},
-       margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {type: "log", title: {text: "points"}},
-       xaxis: {title: {text: "log10 isolation ratio"}}}, CONFIG);
-  }
-
-  D.figures.forEach(function (f) {
-    if (f.kind === "map") { drawMap(); bindHover(); }
-    else if (f.kind === "cluster_sizes") drawClusterSizes(f.id);
-    else if (f.kind === "composition") drawComposition(f.id, f.column);
-    else if (f.kind === "outlier_hist") drawOutliers(f.id);
-  });
+  // ---- the figure registry: each check's script registers the kinds it draws ------------
+  var drawers = {};
+  window.LatentAudit = {
+    data: D, points: P, esc: esc, short: short, palette: PALETTE, config: CONFIG,
+    register: function (kind, fn) { drawers[kind] = fn; },
+    drawAll: function () {
+      D.figures.forEach(function (f) {
+        if (f.kind === "map") { drawMap(); bindHover(); return; }
+        var fn = drawers[f.kind];
+        if (!fn) { console.warn("no drawer for figure kind " + f.kind); return; }
+        fn(f.id, f, D);
+      });
+    }
+  };
 })();
