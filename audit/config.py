@@ -147,6 +147,8 @@ class AuditConfig(_Strict):
     encoder: EncoderConfig | None = None
     attributes: list[str] = Field(default_factory=list)
     protected: list[str] = Field(default_factory=list)
+    outcome: str | None = Field(None, description="metadata column with a per-sample outcome "
+                                                  "(e.g. correct/incorrect, loss) for slices")
     seed: int = 0
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)
     checks: dict[str, dict[str, Any]] | None = Field(

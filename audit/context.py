@@ -59,6 +59,7 @@ class Context:
         self.seed = seed if seed is not None else (config.seed if config else 0)
         self.attributes = list(config.attributes) if config else []
         self.protected = list(config.protected) if config else []
+        self.outcome = config.outcome if config else None
         self.timings: dict[str, float] = {}
         if reference is not None and reference.dim != data.dim:
             raise ValueError(f"reference has {reference.dim} dimensions, data has {data.dim}")

@@ -15,8 +15,9 @@ class LatentSet:
     """Latents plus everything known about each row.
 
     ``metadata`` has one row per latent, in the same order; ``ids`` are strings.
-    ``images`` (optional, N×H×W×C uint8) lets the report show thumbnails, and
-    ``decoder`` (optional) maps latents back to inputs for checks that generate.
+    ``images`` (optional, N×H×W×C uint8) lets the report show thumbnails, ``decoder``
+    (optional) maps latents to inputs (uint8 images) for checks that generate, and
+    ``encoder`` (optional) maps such inputs back to latents (decode -> re-encode).
     """
 
     latents: np.ndarray
@@ -26,6 +27,7 @@ class LatentSet:
     provenance: dict[str, Any] = field(default_factory=dict)
     images: np.ndarray | None = None
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
+    encoder: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.latents = np.ascontiguousarray(self.latents, dtype=np.float32)

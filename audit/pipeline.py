@@ -56,7 +56,7 @@ def _source_name(cfg: AuditConfig) -> str:
 def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
                    artifacts: dict[str, Any]) -> tuple[LatentSet, LatentSet | None]:
     enc = cfg.encoder
-    decoder = None
+    decoder = encoder_fn = None
     if enc is not None and enc.demo_vae is not None:
         from .encoders.vae import train_vae
         spec = enc.demo_vae
@@ -70,6 +70,7 @@ def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
         artifacts["demo_vae"] = model
         encode = model.encode
         decoder = model.decode
+        encoder_fn = model.encode
         desc = {"kind": "demo_vae", **spec.model_dump(), "final_loss": model.history[-1]}
     else:
         def encode(images: np.ndarray) -> np.ndarray:
@@ -81,7 +82,7 @@ def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
         return LatentSet(latents=z, metadata=inp.metadata, ids=inp.ids, source=inp.source,
                          provenance={"kind": "builtin", "source": inp.source,
                                      "encoder": desc, "truth": inp.truth},
-                         images=inp.images, decoder=decoder)
+                         images=inp.images, decoder=decoder, encoder=encoder_fn)
     return to_set(data, "data"), (to_set(reference, "reference") if reference else None)
 
 
@@ -110,8 +111,10 @@ def load_sets(cfg: AuditConfig, artifacts: dict[str, Any] | None = None
         raise InputError(f"reference latents have {ref.dim} dimensions but the data has "
                          f"{data.dim}", source=ref.source, key="reference.latents")
     meta_src = str(cfg.data.metadata) if cfg.data.metadata else data.source
-    for key in ("attributes", "protected"):
-        missing = [c for c in getattr(cfg, key) if c not in data.metadata.columns]
+    for key in ("attributes", "protected", "outcome"):
+        wanted = getattr(cfg, key)
+        wanted = [wanted] if isinstance(wanted, str) else (wanted or [])
+        missing = [c for c in wanted if c not in data.metadata.columns]
         if missing:
             have = list(data.metadata.columns)
             raise InputError(f"column(s) {missing} not in the metadata (columns: "
