@@ -79,6 +79,20 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool,
         order = np.lexsort((cand, exact), axis=1)[:, :k]
         out_d[start:stop] = np.take_along_axis(exact, order, 1)
         out_i[start:stop] = np.take_along_axis(cand, order, 1)
+        # Rows where more points than the candidates tie with the k-th distance (within
+        # float32 rounding) are redone over every such point, so ties break by index.
+        kth = torch.from_numpy(out_d[start:stop, k - 1] ** 2).float()
+        bound = kth * (1 + 1e-4) + 1e-6
+        crowded = torch.nonzero((d2 <= bound[:, None]).sum(1) > m).ravel().numpy()
+        for r in crowded:
+            row = start + int(r)
+            near = torch.nonzero(d2[r] <= bound[r]).ravel().numpy()
+            diff = x[row].astype(np.float64) - y64[near]
+            ex = np.sqrt(np.einsum("md,md->m", diff, diff))
+            if self_search:
+                ex[near == row] = np.inf
+            o = np.lexsort((near, ex))[:k]
+            out_d[row], out_i[row] = ex[o], near[o]
     return out_d, out_i
 
 
