@@ -47,7 +47,8 @@ def test_knn_ties_and_duplicates_break_by_index():
 
 def test_knn_cross_search_and_errors():
     rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((100, 4)), rng.standard_normal((80, 4))
+    x = rng.standard_normal((100, 4)).astype(np.float32)
+    y = rng.standard_normal((80, 4)).astype(np.float32)
     d, i = knn(x, k=80, y=y)
     bd, bi = brute(x, 80, y)
     np.testing.assert_allclose(d, bd, rtol=1e-12)
