@@ -76,3 +76,11 @@ def run_cli(capsys):
 
 def load_findings(out_dir: Path) -> dict:
     return json.loads((Path(out_dir) / "findings.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def demo_out(tmp_path_factory):
+    """The demo audit at a reduced size (the same code path as `latent-audit demo`)."""
+    out = tmp_path_factory.mktemp("demo") / "reports" / "demo"
+    code = main(["demo", "--n", "900", "--epochs", "6", "--out", str(out), "-q"])
+    return code, out

@@ -1,0 +1,85 @@
+"""The shared geometry: computed once, sample-fitted where large, disclosed."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from audit.config import GeometryConfig
+from audit.context import Context
+from audit.latents import LatentSet
+
+
+def lset(x):
+    return LatentSet(x, pd.DataFrame(index=range(len(x))), np.arange(len(x)), "t")
+
+
+def blobs(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((3, d)) * 10
+    lab = rng.integers(0, 3, n)
+    return (c[lab] + rng.standard_normal((n, d))).astype(np.float32), lab
+
+
+def test_knn_is_computed_once(monkeypatch):
+    import audit.context as mod
+    calls = []
+    real = mod.knn
+    monkeypatch.setattr(mod, "knn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    ctx = Context(lset(blobs(300, 5)[0]), geometry=GeometryConfig(map="pca"))
+    for _ in range(3):
+        ctx.knn
+        ctx.intrinsic_dim
+    assert len(calls) == 1
+
+
+def test_high_dimensional_latents_use_a_pca_subspace():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((800, 6))
+    x = (z @ rng.standard_normal((6, 128)) + 0.01 * rng.standard_normal((800, 128)))
+    ctx = Context(lset(x.astype(np.float32)), geometry=GeometryConfig(map="pca"))
+    assert ctx.space.shape == (800, ctx.space_dims)
+    assert 6 <= ctx.space_dims <= 10
+    desc = ctx.describe()
+    assert desc["space_variance_kept"] >= 0.99 and desc["latent_dims"] == 128
+
+
+def test_clusters_fitted_on_a_sample_extend_to_all_points():
+    from sklearn.metrics import adjusted_rand_score
+    x, lab = blobs(3000, 4, seed=1)
+    ctx = Context(lset(x), geometry=GeometryConfig(map="pca", cluster_sample=600))
+    cl = ctx.clusters
+    assert cl.fit_size == 600 and len(cl.labels) == 3000
+    assert cl.n_clusters == 3
+    ok = cl.labels >= 0
+    assert ok.mean() > 0.9
+    assert adjusted_rand_score(lab[ok], cl.labels[ok]) > 0.99
+    assert ctx.describe()["clusters"]["fit_size"] == 600
+
+
+def test_map_fitted_on_a_sample_places_the_rest_near_their_neighbours():
+    x, lab = blobs(1500, 6, seed=2)
+    ctx = Context(lset(x), geometry=GeometryConfig(map="tsne", map_sample=300))
+    m = ctx.map2d
+    assert m.method == "tsne" and m.fit_size == 300 and m.coords.shape == (1500, 2)
+    # points of one blob land together: each point's nearest map neighbour shares its blob
+    from audit.metrics import knn
+    _, nb = knn(m.coords, k=1)
+    assert (lab[nb[:, 0]] == lab).mean() > 0.98
+    assert ctx.describe()["map"] == {"method": "tsne", "fit_size": 300, "n": 1500}
+
+
+def test_scales():
+    x = np.array([[0, 0], [2, 200], [4, 400]], dtype=np.float32)
+    ctx = Context(lset(x), geometry=GeometryConfig(scale="standard"))
+    np.testing.assert_allclose(ctx.scale(x).std(0), [1, 1], rtol=1e-6)
+    ctx = Context(lset(x), geometry=GeometryConfig(scale="l2"))
+    np.testing.assert_allclose(np.linalg.norm(ctx.scale(x[1:]), axis=1), [1, 1], rtol=1e-6)
+
+
+def test_same_seed_same_geometry():
+    x, _ = blobs(1200, 5, seed=3)
+    g = GeometryConfig(map="tsne", map_sample=400, cluster_sample=600)
+    a, b = Context(lset(x), geometry=g, seed=4), Context(lset(x), geometry=g, seed=4)
+    np.testing.assert_array_equal(a.map2d.coords, b.map2d.coords)
+    np.testing.assert_array_equal(a.clusters.labels, b.clusters.labels)

@@ -1,0 +1,102 @@
+"""The report in real headless Chromium: renders offline, no errors, user strings inert."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+XSS = "<img src=x onerror=alert(1)>"
+XSS2 = '"><script>window.__pwned=1</script>'
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def open_report(browser, path: Path):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    events = {"console": [], "requests": [], "dialogs": []}
+    page.on("console", lambda m: events["console"].append((m.type, m.text)))
+    page.on("pageerror", lambda e: events["console"].append(("pageerror", str(e))))
+    page.on("request", lambda r: events["requests"].append(r.url))
+    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
+    page.goto(path.resolve().as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= "
+                           "document.querySelectorAll('div.figure').length", timeout=30000)
+    page.wait_for_timeout(300)
+    return page, events
+
+
+def errors(events):
+    return [(t, m) for t, m in events["console"]
+            if t in ("error", "pageerror") or (t == "warning" and "GL Driver" not in m)]
+
+
+def test_demo_report_renders_offline(browser, demo_out):
+    _, out = demo_out
+    page, ev = open_report(browser, out / "report.html")
+    n_div = page.locator("div.figure").count()
+    # map + cluster sizes + one composition heatmap per attribute/protected column + outliers
+    doc = json.loads((out / "findings.json").read_text())
+    cols = doc["run"]["config"]["attributes"] + doc["run"]["config"]["protected"]
+    assert n_div >= 3 + len(cols)
+    assert page.locator(".js-plotly-plot").count() == n_div
+    assert errors(ev) == []
+    assert [u for u in ev["requests"] if not u.startswith("file://")] == []
+    # the map is WebGL and colours by every column
+    options = page.locator("#colour-by option").all_text_contents()
+    assert options[0] == "cluster" and all(c in options for c in cols)
+    page.select_option("#colour-by", label="shape")
+    page.wait_for_timeout(300)
+    assert page.locator("#fig-map .gl-container canvas, #fig-map canvas").count() >= 1
+    assert errors(ev) == []
+    page.close()
+
+
+def test_metadata_cannot_inject_script(browser, tmp_path, write_case, run_cli):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal((150, 4)), rng.standard_normal((150, 4)) + 8])
+    meta = pd.DataFrame({"id": [XSS if i == 0 else f"p{i}" for i in range(300)],
+                         "label": [XSS if i % 2 else XSS2 for i in range(300)]})
+    cfg = write_case(x.astype(np.float32), meta, {"attributes": ["label"], "name": "xss"})
+    out = tmp_path / "o"
+    code, _, err = run_cli("run", cfg, "--out", out, "-q")
+    assert code == 0, err
+    html = (out / "report.html").read_text()
+    assert XSS not in html and XSS2 not in html        # never raw in the file
+    page, ev = open_report(browser, out / "report.html")
+    # hover a point: the label shows as text in the hover panel and plotly's tooltip
+    # move the real mouse onto the first point (id = the injected string)
+    xy = page.evaluate("""() => {
+        const div = document.getElementById('fig-map'), L = div._fullLayout;
+        const P = LatentAudit.points, r = div.getBoundingClientRect();
+        return [r.left + L.xaxis._offset + L.xaxis.d2p(P.x[0]),
+                r.top + L.yaxis._offset + L.yaxis.d2p(P.y[0])];
+    }""")
+    page.mouse.move(xy[0] + 1, xy[1] + 1)
+    page.mouse.move(xy[0], xy[1])
+    page.wait_for_timeout(300)
+    panel = page.locator("#hover-text").inner_text()
+    assert XSS in panel                                  # the hovered point's id, as text
+    assert ev["dialogs"] == []
+    assert page.evaluate("window.__pwned === undefined")
+    assert page.locator("img[src='x']").count() == 0
+    body = page.locator("body").inner_text()
+    assert XSS in body                                   # shown as text (title, findings)
+    assert errors(ev) == []
+    page.close()
