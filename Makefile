@@ -1,0 +1,48 @@
+# latent-audit: the two commands of the README, and a few helpers.
+#   make demo   set up .venv and run the demo audit -> reports/demo/report.html
+#   make test   set up .venv (with test dependencies and Chromium) and run the tests
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch is pinned for these install steps only (a CPU build on this machine's disk);
+# the package itself accepts torch>=2.2.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test setup setup-dev browser bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-test-nodeps.txt
+	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q --no-deps -r requirements-test-nodeps.txt
+	touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev browser
+
+# Debian's chromium for the browser tests (never a downloaded browser build).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
+	  else echo "note: install Debian's chromium for the browser tests (sudo apt-get install -y chromium)"; fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/latent-audit demo --out reports/demo
+
+test: setup-dev
+	$(PY) -m pytest -q
+
+bench: setup-dev
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) reports/*/ .pytest_cache

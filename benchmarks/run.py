@@ -1,0 +1,75 @@
+"""Run every benchmark and write benchmarks/RESULTS.md from benchmarks/results/*.json.
+
+    python benchmarks/run.py            # all benchmarks (minutes), then RESULTS.md
+    python benchmarks/run.py --report   # only rebuild RESULTS.md from recorded results
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    vers = ", ".join(f"{p} {version(p)}" for p in ("numpy", "torch", "scikit-learn", "hdbscan"))
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python "
+            f"{platform.python_version()}; {vers}")
+
+
+def render(results: dict[str, dict]) -> str:
+    lines = ["# Benchmark results", "",
+             f"Recorded {datetime.now(timezone.utc):%Y-%m-%d} on: {machine()}.", "",
+             "Regenerate with `make bench` (or `python benchmarks/run.py`).", ""]
+    pipe = results.get("pipeline")
+    if pipe:
+        lines += ["## Whole audit (precomputed latents, default checks)", "",
+                  "| N | d | total (s) | peak RSS (GiB) | report (MiB) | slowest stages (s) |",
+                  "|---:|---:|---:|---:|---:|---|"]
+        for r in pipe["rows"]:
+            st = {k: v for k, v in r["stages_s"].items() if k != "total"}
+            top = sorted(st.items(), key=lambda kv: -kv[1])[:5]
+            lines.append(f"| {r['n']:,} | {r['d']} | {r['wall_s']:.1f} | {r['peak_rss_gib']:.2f} "
+                         f"| {r['report_mib']:.1f} | "
+                         + ", ".join(f"{k} {v:.1f}" for k, v in top) + " |")
+        lines.append("")
+    for name, res in sorted(results.items()):
+        if name == "pipeline":
+            continue
+        md = res.get("markdown")
+        if md:
+            lines += [f"## {res.get('title', name)}", "", md.strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
+    args = ap.parse_args()
+    if not args.report:
+        for script in sorted(HERE.glob("bench_*.py")):
+            print(f"== {script.name}", flush=True)
+            subprocess.run([sys.executable, str(script)], check=True)
+    results = {p.stem: json.loads(p.read_text()) for p in sorted((HERE / "results").glob("*.json"))}
+    (HERE / "RESULTS.md").write_text(render(results))
+    print(f"wrote {HERE / 'RESULTS.md'}")
+
+
+if __name__ == "__main__":
+    main()
