@@ -74,12 +74,14 @@ def main() -> None:
                 raise SystemExit(proc.stderr[-3000:])
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak {r['peak_rss_gib']:.2f} GiB",
-                  flush=True)
-    if not args.quick:
-        out = HERE / "results" / "pipeline.json"
-        out.write_text(json.dumps({"benchmark": "pipeline", "rows": rows}, indent=2))
-        print(f"wrote {out}")
+            stages = sorted(((k, v) for k, v in r["stages_s"].items() if k != "total"),
+                            key=lambda kv: -kv[1])[:6]
+            print(f"{n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak {r['peak_rss_gib']:.2f} GiB  "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in stages), flush=True)
+            if not args.quick:
+                out = HERE / "results" / "pipeline.json"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps({"benchmark": "pipeline", "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
