@@ -71,7 +71,8 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool,
         if self_search:
             rows = torch.arange(stop - start)
             d2[rows, rows + start] = float("inf")
-        cand = torch.topk(d2, m, dim=1, largest=False, sorted=False).indices.numpy()
+        top = torch.topk(d2, m, dim=1, largest=False, sorted=False)
+        cand = top.indices.numpy()
         diff = x[start:stop, None, :].astype(np.float64) - y64[cand]
         exact = np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
         if self_search:
@@ -83,7 +84,11 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool,
         # float32 rounding) are redone over every such point, so ties break by index.
         kth = torch.from_numpy(out_d[start:stop, k - 1] ** 2).float()
         bound = kth * (1 + 1e-4) + 1e-6
-        crowded = torch.nonzero((d2 <= bound[:, None]).sum(1) > m).ravel().numpy()
+        # more than m points within the bound <=> the m-th smallest is within it (when every
+        # candidate is within the bound, points beyond the candidates may tie too)
+        maybe = torch.nonzero(top.values.max(1).values <= bound).ravel()
+        crowded = (maybe[(d2[maybe] <= bound[maybe, None]).sum(1) > m].numpy()
+                   if maybe.numel() and m < n_ref else np.empty(0, dtype=np.int64))
         for r in crowded:
             row = start + int(r)
             near = torch.nonzero(d2[r] <= bound[r]).ravel().numpy()
