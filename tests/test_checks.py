@@ -131,13 +131,24 @@ def test_clusters_recover_planted_blobs_and_composition():
     assert res.metrics["clusters.count"] == 4
     ok = ctx.clusters.labels >= 0
     assert adjusted_rand_score(lab[ok], ctx.clusters.labels[ok]) > 0.99
-    for row in res.tables["composition"]["kind"]:
+    assert res.tables["composition"]["kind"]["values"] == ["w", "x", "y", "z"] or \
+        sorted(res.tables["composition"]["kind"]["values"]) == ["w", "x", "y", "z"]
+    for row in res.tables["composition"]["kind"]["clusters"]:
         if row["cluster"] >= 0:
             assert row["top"][0]["share"] == 1.0
     assert flagged(res) == []
     # every cluster's exemplars are members of that cluster
     for c, ex in ctx.clusters.exemplars.items():
         assert (ctx.clusters.labels[ex] == c).all()
+
+
+def test_composition_bins_numeric_columns_in_order():
+    from audit.checks.clusters import composition
+    vals = pd.Series(np.linspace(0, 1, 400))
+    comp = composition(vals, np.repeat([0, 1], 200), bins=4)
+    assert comp["values"] == ["0–0.25", "0.25–0.5", "0.5–0.75", "0.75–1"]
+    first = {t["value"]: t["share"] for t in comp["clusters"][0]["top"]}
+    assert first == {"0–0.25": 0.5, "0.25–0.5": 0.5}
 
 
 def test_clusters_warn_when_structure_is_absent():

@@ -11,12 +11,25 @@ from ..metrics import wilson_interval
 from .base import Check, CheckSettings, register
 
 
+def _binned(ser: pd.Series, bins: int) -> tuple[pd.Series, list[str] | None]:
+    """Numeric columns with many values become quantile bins labelled 'low–high', in order."""
+    if not (pd.api.types.is_numeric_dtype(ser) and ser.nunique(dropna=True) > 10):
+        return ser, None
+    cut = pd.qcut(ser, q=bins, duplicates="drop")
+    lo = float(ser.min())          # qcut widens the first edge by 0.1%; show the real minimum
+    labels = [f"{max(iv.left, lo) if k == 0 else iv.left:.3g}–{iv.right:.3g}"
+              for k, iv in enumerate(cut.cat.categories)]
+    return cut.cat.rename_categories(labels).astype(object), labels
+
+
 def composition(values: pd.Series, labels: np.ndarray, *, top: int = 10,
-                bins: int = 4) -> list[dict]:
-    """Per cluster, the most common values of one column (numeric columns binned by quantile)."""
-    ser = values.reset_index(drop=True)
-    if pd.api.types.is_numeric_dtype(ser) and ser.nunique(dropna=True) > 10:
-        ser = pd.qcut(ser, q=bins, duplicates="drop").astype(str)
+                bins: int = 4) -> dict:
+    """Per cluster, the most common values of one column (numeric columns binned by quantile).
+
+    Returns ``{"values": [...], "clusters": [{"cluster", "n", "top": [{"value", "share",
+    "overall_share"}]}]}`` where ``values`` lists the column's values in display order.
+    """
+    ser, order = _binned(values.reset_index(drop=True), bins)
     ser = ser.astype(object).where(ser.notna(), "<missing>").astype(str)
     overall = ser.value_counts(normalize=True)
     rows = []
@@ -27,7 +40,9 @@ def composition(values: pd.Series, labels: np.ndarray, *, top: int = 10,
                      "top": [{"value": str(v), "share": float(s),
                               "overall_share": float(overall.get(v, 0.0))}
                              for v, s in shares.items()]})
-    return rows
+    values_order = (order + (["<missing>"] if "<missing>" in overall.index else [])
+                    if order else [str(v) for v in overall.index])
+    return {"values": values_order, "clusters": rows}
 
 
 @register
@@ -60,7 +75,7 @@ class ClustersCheck(Check):
             members = np.flatnonzero(labels == c)
             desc = []
             for col in cols:
-                row = next(r for r in comp[col] if r["cluster"] == c)
+                row = next(r for r in comp[col]["clusters"] if r["cluster"] == c)
                 if row["top"]:
                     t = row["top"][0]
                     desc.append(f"{t['share']:.0%} {col}={t['value']}")

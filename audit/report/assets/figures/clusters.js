@@ -11,10 +11,8 @@
       {title: {text: "Cluster sizes"}, margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {title: {text: "points"}}}, LA.config);
   });
   LA.register("composition", function (id, fig, D) {
-    var col = fig.column, rows = D.checks.clusters.tables.composition[col];
-    var values = [];
-    rows.forEach(function (r) { r.top.forEach(function (t) { if (values.indexOf(t.value) < 0) values.push(t.value); }); });
-    values = values.slice(0, 25);
+    var col = fig.column, comp = D.checks.clusters.tables.composition[col];
+    var rows = comp.clusters, values = comp.values.slice(0, 25);
     var z = rows.map(function (r) { return values.map(function (v) {
       var t = r.top.filter(function (t) { return t.value === v; })[0]; return t ? t.share : 0; }); });
     Plotly.newPlot(id, [{type: "heatmap", z: z, zmin: 0, zmax: 1, colorscale: [[0, "#f4f7fb"], [1, "#1f4e9c"]],
