@@ -234,6 +234,7 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
              f"; reference: {ref.n} × {ref.dim}" if ref is not None else "")
 
     ctx = Context(data, reference=ref, config=config)
+    ctx.prepare()
     results = [run_check(c, ctx, debug=debug) for c in checks]
     for r in results:
         timings[f"check.{r.check}"] = round(r.seconds, 3)

@@ -40,6 +40,10 @@ def render(results: dict[str, dict]) -> str:
     pipe = results.get("pipeline")
     if pipe:
         lines += ["## Whole audit (precomputed latents, default checks)", "",
+                  "A mixture of 8 Gaussian blobs with a categorical, a numeric and a protected "
+                  "column; `geometry.*` stages are the shared geometry (computed once), "
+                  "`check.*` the checks on top of it. Target (issue #7): the whole audit of "
+                  "100k × 64 under 60 s on this 2-core machine.", "",
                   "| N | d | total (s) | peak RSS (GiB) | report (MiB) | slowest stages (s) |",
                   "|---:|---:|---:|---:|---:|---|"]
         for r in pipe["rows"]:
