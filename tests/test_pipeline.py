@@ -62,7 +62,8 @@ def test_issue_config_end_to_end(issue_config, run_cli, tmp_path):
     out = tmp_path / "reports" / "my-model"
     code, _, err = run_cli("run", issue_config, "--out", out)
     assert code == 0, err
-    assert {p.name for p in out.iterdir()} == {"findings.json", "summary.md", "report.html"}
+    assert {p.name for p in out.iterdir()} == {"findings.json", "summary.md", "report.html",
+                                               "store", "reference-store"}   # issue #3
     doc = load_findings(out)
     validate(doc)
     assert doc["schema"] == SCHEMA

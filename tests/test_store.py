@@ -1,0 +1,163 @@
+"""The latent store: `latent-audit encode` writes it, `data: {latents: DIR}` reads it back,
+every run keeps the store it audited, and plain NumPy/pandas can read it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import audit
+from _byo import make_images, metadata, model_module, save_forms, write_config
+from audit.data.store import STORE_FORMAT, read_store, write_store
+from conftest import blobs, load_findings
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    """Images + a TorchScript CNN, encoded by the CLI into a store."""
+    from audit.cli import main
+    root = tmp_path_factory.mktemp("store")
+    names = make_images(root / "images", n=18)
+    metadata(names, label=[f"c{i % 3}" for i in range(18)], score=np.arange(18) / 18) \
+        .to_csv(root / "meta.csv", index=False)
+    mod = model_module(root)
+    torch.manual_seed(0)
+    save_forms(mod.build(), root)
+    cfg = write_config(root, {"images": "images", "metadata": "meta.csv"},
+                       {"torchscript": "model.pt", "output": 1, "image_size": [16, 16]},
+                       attributes=["label"])
+    assert main(["encode", str(cfg), "--out", str(root / "store"), "-q"]) == 0
+    return root, names, cfg
+
+
+def test_store_layout_and_manifest(encoded):
+    root, names, _ = encoded
+    store = root / "store"
+    m = json.loads((store / "manifest.json").read_text())
+    assert m["format"] == STORE_FORMAT
+    assert (m["n"], m["dim"], m["dtype"]) == (18, 8, "float32")
+    assert m["shards"] == [{"file": "latents/part-00000.npy", "rows": 18}]
+    assert len(m["fingerprint"]) == 64
+    assert m["encoder"]["kind"] == "torchscript" and m["encoder"]["output"] == 1
+    assert m["created"].endswith("+00:00")
+    assert m["source"]["kind"] == "images" and m["thumbnails"] == "thumbnails.npy"
+    # readable without latent-audit, as docs/inputs.md shows
+    z = np.concatenate([np.load(store / s["file"]) for s in m["shards"]])
+    meta = pd.read_parquet(store / "metadata.parquet")
+    assert z.dtype == np.float32 and z.shape == (18, 8)
+    assert list(meta.columns[:1]) == ["id"] and list(meta["id"]) == names
+    assert {"label", "score"} <= set(meta.columns)
+    assert np.load(store / "thumbnails.npy").shape == (18, 48, 48, 3)
+
+
+def test_round_trip_through_data_latents_dir(encoded, run_cli, tmp_path):
+    root, names, cfg = encoded
+    original = audit.encode(audit.load_config(cfg))
+    cfg2 = write_config(root, {"latents": "store"}, None, name="fromstore",
+                        attributes=["label"])
+    back = audit.encode(audit.load_config(cfg2))
+    np.testing.assert_array_equal(back.latents, original.latents)
+    assert list(back.ids) == names
+    pd.testing.assert_frame_equal(back.metadata, original.metadata)
+    assert back.images is not None and back.images.shape == (18, 48, 48, 3)
+    assert back.provenance["encoder"]["kind"] == "torchscript"
+    assert back.provenance["fingerprint"] == original.provenance["fingerprint"]
+
+    # and a run on the store keeps a copy with the same latents in its out folder
+    out = tmp_path / "out"
+    code, _, err = run_cli("run", cfg2, "--out", out, "-q")
+    assert code == 0, err
+    kept = read_store(out / "store")
+    np.testing.assert_array_equal(kept.latents, original.latents)
+    assert list(kept.ids) == names
+    assert load_findings(out)["run"]["data"]["kind"] == "store"
+
+
+def test_every_run_keeps_the_store_it_audited(write_case, run_cli, tmp_path):
+    x, labels = blobs(120, 5, seed=2)
+    ref, _ = blobs(60, 5, seed=3)
+    meta = pd.DataFrame({"id": [f"p{i}" for i in range(120)], "c": labels})
+    cfg = write_case(x, meta, {"attributes": ["c"]}, reference=ref)
+    out = tmp_path / "o"
+    assert run_cli("run", cfg, "--out", out, "-q")[0] == 0
+    assert {p.name for p in out.iterdir()} == {"findings.json", "summary.md", "report.html",
+                                               "store", "reference-store"}
+    kept = read_store(out / "store")
+    np.testing.assert_array_equal(kept.latents, x)
+    assert list(kept.ids) == [f"p{i}" for i in range(120)]
+    assert list(kept.metadata["c"]) == list(labels)
+    assert read_store(out / "reference-store").latents.shape == (60, 5)
+    m = kept.manifest
+    assert m["encoder"] is None and len(m["fingerprint"]) == 64   # content sha256
+    assert m["thumbnails"] is None                                # runs keep no thumbnails
+
+
+def test_shards_in_row_order_and_stale_shards_removed(tmp_path):
+    z = np.arange(23 * 3, dtype=np.float32).reshape(23, 3)
+    ids = np.array([f"r{i}" for i in range(23)])
+    write_store(tmp_path / "s", z, ids, pd.DataFrame({"k": np.arange(23)}), shard_rows=10)
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert [s["rows"] for s in m["shards"]] == [10, 10, 3]
+    back = read_store(tmp_path / "s")
+    np.testing.assert_array_equal(back.latents, z)
+    assert list(back.metadata["k"]) == list(range(23))
+
+    from audit.latents import LatentSet
+    small = LatentSet(latents=z[:4], metadata=pd.DataFrame(index=range(4)), ids=ids[:4],
+                      source="x")
+    big = LatentSet(latents=z, metadata=pd.DataFrame(index=range(23)), ids=ids, source="x")
+    from audit.data import store as store_mod
+    old = store_mod.SHARD_BYTES
+    store_mod.SHARD_BYTES = 4 * 3 * 10             # 10 rows of 3 floats per shard
+    try:
+        audit.write_store(big, tmp_path / "w")
+        assert len(list((tmp_path / "w" / "latents").glob("part-*.npy"))) == 3
+        audit.write_store(small, tmp_path / "w")
+    finally:
+        store_mod.SHARD_BYTES = old
+    assert [p.name for p in (tmp_path / "w" / "latents").glob("part-*.npy")] == \
+        ["part-00000.npy"]
+    assert read_store(tmp_path / "w").latents.shape == (4, 3)
+
+
+@pytest.mark.parametrize("damage,expect", [
+    (lambda s: (s / "manifest.json").write_text("{not json"), "manifest.json"),
+    (lambda s: (s / "latents" / "part-00000.npy").unlink(), "shard listed in the manifest is "
+                                                            "missing"),
+    (lambda s: np.save(s / "latents" / "part-00000.npy", np.zeros((3, 8), np.float32)),
+     "shard has shape (3, 8), the manifest says (18, 8)"),
+    (lambda s: pd.DataFrame({"id": ["a"]}).to_parquet(s / "metadata.parquet"),
+     "needs an 'id' column and 18 rows"),
+    (lambda s: (s / "manifest.json").unlink(), "not a latent store"),
+])
+def test_damaged_store_exits_2(encoded, run_cli, tmp_path, damage, expect):
+    import shutil
+    root, _, _ = encoded
+    shutil.copytree(root / "store", tmp_path / "store")
+    damage(tmp_path / "store")
+    cfg = write_config(tmp_path, {"latents": "store"}, None, name="damaged")
+    code, _, err = run_cli("run", cfg, "--out", tmp_path / "out", "-q")
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_encode_command_errors_exit_2(tmp_path, run_cli):
+    cfg = write_config(tmp_path, {"images": "nowhere"}, {"torchscript": "m.pt"})
+    code, _, err = run_cli("encode", cfg, "--out", tmp_path / "s")
+    assert code == 2 and "nowhere, key 'data.images': folder not found" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_later_run_without_reference_drops_the_old_reference_store(write_case, run_cli,
+                                                                      tmp_path):
+    x, _ = blobs(80, 4, seed=5)
+    out = tmp_path / "o"
+    assert run_cli("run", write_case(x, reference=x[:30]), "--out", out, "-q")[0] == 0
+    assert (out / "reference-store" / "manifest.json").is_file()
+    assert run_cli("run", write_case(x), "--out", out, "-q")[0] == 0
+    assert not (out / "reference-store").exists() and (out / "store").is_dir()
