@@ -167,6 +167,11 @@ def test_corrupt_image_skipped_and_unmatched_metadata_reported(image_case, run_c
     for text in ("12 images of 13", "1 unreadable file(s) skipped: sub/broken.png",
                  "2 metadata row(s) without an image", "2 image(s) without metadata"):
         assert text in overview, overview
+    inputs_line = overview.split('<p class="inputs">')[1].split("</p>")[0]
+    for text in ("12 of 13 found encoded", "1 unreadable file(s) skipped",
+                 "<code>sub/broken.png</code>", "10 matched", "2 row(s) without an input",
+                 "2 input(s) without metadata"):
+        assert text in inputs_line, inputs_line
     store = pd.read_parquet(out / "store" / "metadata.parquet")
     assert list(store["id"]) == names                              # ids are the file paths
     assert store["label"].isna().sum() == 2                        # files without metadata
