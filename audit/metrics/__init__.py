@@ -8,6 +8,9 @@ from ._disentanglement import (dci_scores, discretize, factor_entropy, mig_score
                                modularity_score, mutual_info_matrix, sap_score)
 from ._fairness import probe_leakage, rate_disparity, representation_test, residualize
 from ._neighbors import knn, knn_distance_score, twonn_dimension
+from ._probes import (attribute_association, direction_consistency, direction_cosines,
+                      entanglement_analysis, joint_directions, leakage_matrix, partial_probes,
+                      probe_score, shift_leakage)
 from ._stats import (benjamini_hochberg, poisson_deficit_pvalue, poisson_excess_pvalue,
                      wilson_interval)
 
@@ -29,6 +32,15 @@ __all__ = [
     "representation_test",
     "residualize",
     "weat",
+    "attribute_association",
+    "direction_consistency",
+    "direction_cosines",
+    "entanglement_analysis",
+    "joint_directions",
+    "leakage_matrix",
+    "partial_probes",
+    "probe_score",
+    "shift_leakage",
     "benjamini_hochberg",
     "knn",
     "knn_distance_score",
