@@ -273,6 +273,63 @@ class Context:
             coords[rest] = (fitted[nb] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
         return Map2D(coords=coords, method=method, fit_size=len(idx))
 
+    def place_on_map(self, latents: np.ndarray) -> np.ndarray:
+        """2-D map positions for new latents (e.g. reference points, hole centres): the
+        PCA map's own projection, or, for t-SNE/UMAP, beside their 5 nearest data points
+        (inverse-distance weights), as the map places points beyond its fitted sample."""
+        m = self.map2d
+        latents = np.asarray(latents, dtype=np.float32)
+        if m.method == "pca":
+            out = np.zeros((len(latents), 2))
+            proj = self.pca.transform(self.scale(latents))[:, :2]
+            out[:, :proj.shape[1]] = proj
+            return out
+        if self.space.shape[1] <= 50:
+            x, y = self.space, self.to_space(latents)
+        else:
+            x = self.pca.transform(self.scale(self.data.latents))[:, :50]
+            y = self.pca.transform(self.scale(latents))[:, :50]
+        d, nb = knn(y, y=x, k=int(min(5, self.n)))
+        w = 1.0 / np.maximum(d, 1e-12)
+        return (m.coords[nb] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+
+    @cached_property
+    def reference_map2d(self) -> np.ndarray | None:
+        """The reference placed on the data's 2-D map (see ``place_on_map``)."""
+        if self.reference is None:
+            return None
+        return self._timed("reference_map", lambda: self.place_on_map(self.reference.latents))
+
+    @cached_property
+    def reference_clusters(self) -> np.ndarray | None:
+        """HDBSCAN labels of the reference (-1 noise), fitted like ``clusters`` (same PCA
+        dimensions and settings, on a sample of at most ``cluster_sample`` points)."""
+        if self.reference is None:
+            return None
+
+        def fit() -> np.ndarray:
+            import hdbscan
+            dims = int(min(self.settings.cluster_dims, self.pca.n_components_))
+            x = self.pca.transform(self.scale(self.reference.latents))[:, :dims]
+            x = x.astype(np.float64)
+            m = len(x)
+            idx = (np.arange(m) if m <= self.settings.cluster_sample else
+                   np.sort(self.rng(7).choice(m, self.settings.cluster_sample, replace=False)))
+            mcs = self.settings.min_cluster_size or max(15, len(idx) // 100)
+            if len(idx) <= mcs:
+                return np.full(m, -1, dtype=np.int64)
+            ms = self.settings.min_samples or min(mcs, 10)
+            clusterer = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms,
+                                        prediction_data=len(idx) < m, core_dist_n_jobs=1)
+            clusterer.fit(x[idx])
+            labels = np.full(m, -1, dtype=np.int64)
+            labels[idx] = clusterer.labels_
+            if len(idx) < m:
+                rest = np.setdiff1d(np.arange(m), idx)
+                labels[rest] = hdbscan.approximate_predict(clusterer, x[rest])[0]
+            return labels
+        return self._timed("reference_clusters", fit)
+
     def prepare(self) -> None:
         """Compute the geometry every run needs up front, so each stage is timed on its own
         (checks then only read it)."""
