@@ -9,7 +9,10 @@ import pkgutil
 from .base import (Check, CheckSettings, available_checks, build_checks, default_checks,
                    register, run_check)
 
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+# the order checks run and appear in the report: the pipeline's own, then any others
+_ORDER = ["clusters", "outliers", "duplicates", "holes", "coverage", "entanglement", "bias"]
+_found = [m.name for m in pkgutil.iter_modules(__path__)]
+for _mod in [m for m in _ORDER if m in _found] + sorted(set(_found) - set(_ORDER)):
     if _mod != "base" and not _mod.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod}")
 
