@@ -7,6 +7,7 @@ from ._coverage import MISSING_GROUP, coverage, coverage_by_group, knn_radii, un
 from ._disentanglement import (dci_scores, discretize, factor_entropy, mig_score,
                                modularity_score, mutual_info_matrix, sap_score)
 from ._fairness import probe_leakage, rate_disparity, representation_test, residualize
+from ._holes import find_holes, halfspace_depth, interpolation_risk
 from ._neighbors import knn, knn_distance_score, twonn_dimension
 from ._probes import (attribute_association, direction_consistency, direction_cosines,
                       entanglement_analysis, joint_directions, leakage_matrix, partial_probes,
@@ -33,6 +34,9 @@ __all__ = [
     "residualize",
     "weat",
     "attribute_association",
+    "find_holes",
+    "halfspace_depth",
+    "interpolation_risk",
     "direction_consistency",
     "direction_cosines",
     "entanglement_analysis",
