@@ -154,7 +154,8 @@ def checks_cmd() -> None:
         click.echo(f"{name}{'' if name in defaults else ' (opt-in)'}: "
                    f"{(cls.__doc__ or '').strip().splitlines()[0]}")
         for key, field in cls.Settings.model_fields.items():
-            click.echo(f"    {key} = {field.default!r}  {field.description or ''}".rstrip())
+            click.echo(f"    {key} = {field.get_default(call_default_factory=True)!r}  "
+                       f"{field.description or ''}".rstrip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
