@@ -55,7 +55,7 @@ class HolesCheck(Check):
     class Settings(CheckSettings):
         n_probes: int = Field(2000, ge=50, le=100_000, description=(
             "candidate locations drawn from the smooth models"))
-        neighbours: int = Field(100, ge=10, le=5000, description=(
+        neighbours: int = Field(100, ge=10, le=2000, description=(
             "points of the broad k-NN density estimate around each probe; a hole must "
             "empty about neighbours × inner_share × (1 - max_ratio) points' worth of space"))
         inner_share: float = Field(0.5, ge=0.1, le=0.9, description=(

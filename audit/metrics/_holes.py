@@ -47,7 +47,12 @@ __all__ = ["smooth_probes", "ascend_probes", "probe_deficits", "halfspace_depth"
            "tangent_alignment", "largest_piece_mask", "merge_regions", "segment_hits",
            "interpolation_risk", "find_holes", "affine_weights", "HoleScan", "HoleRegion"]
 
-_BLOCK = 256          # probes per block in the local-frame computations
+_BLOCK_VALUES = 1 << 22      # float64 values per temporary array in the blocked loops
+
+
+def _block(k: int, width: int) -> int:
+    """Probes per block so that a (block, k, width) array holds at most _BLOCK_VALUES."""
+    return int(max(1, min(1024, _BLOCK_VALUES // max(1, k * width))))
 
 
 # --------------------------------------------------------------------------- probes
@@ -179,8 +184,9 @@ def ascend_probes(x, probes, *, dim: int | None = None, steps: int = 8, step: fl
     k = int(min(x.shape[0], k if k is not None else max(2 * dim + 2, 10)))
     for _ in range(steps):
         _, idx = knn(q, y=x, k=k)
-        for s in range(0, len(q), _BLOCK):
-            sl = slice(s, min(len(q), s + _BLOCK))
+        blk = _block(k, x.shape[1])
+        for s in range(0, len(q), blk):
+            sl = slice(s, min(len(q), s + blk))
             nb = x[idx[sl]]
             _, _, proj, basis = _local_frames(x, q[sl], idx[sl], dim)
             u = proj[:, None, :] - nb
@@ -249,8 +255,9 @@ def probe_deficits(x, probes, indices, *, dim: int, inner_share: float = 0.5) ->
            "outer_radius": np.empty(n_p), "nearest": np.empty(n_p),
            "projected": np.empty_like(probes)}
     scale = inner_share ** (1.0 / dim)
-    for s in range(0, n_p, _BLOCK):
-        sl = slice(s, min(n_p, s + _BLOCK))
+    blk = _block(k, x.shape[1])
+    for s in range(0, n_p, blk):
+        sl = slice(s, min(n_p, s + blk))
         y, q, proj, _ = _local_frames(x, probes[sl], indices[sl], dim)
         dist = np.linalg.norm(y - q[:, None, :], axis=2)
         outer = dist.max(axis=1)
@@ -358,11 +365,12 @@ def tangent_alignment(x, probes, indices, *, dim: int, k: int | None = None) -> 
     inverse = inverse.reshape(indices.shape)
     _, nb = knn(x[rows], y=x, k=k + 1)              # includes the point itself
     bases = np.empty((rows.size, p, dim))
-    for s in range(0, rows.size, 4 * _BLOCK):
-        pts = x[nb[s:s + 4 * _BLOCK]]
+    blk = _block(k + 1, p * p)
+    for s in range(0, rows.size, blk):
+        pts = x[nb[s:s + blk]]
         c = pts - pts.mean(axis=1, keepdims=True)
         _, vecs = np.linalg.eigh(np.einsum("bkp,bkq->bpq", c, c))
-        bases[s:s + 4 * _BLOCK] = vecs[:, :, ::-1][:, :, :dim]
+        bases[s:s + blk] = vecs[:, :, ::-1][:, :, :dim]
     u = probes[:, None, :] - x[indices]                            # (n_probes, m, p)
     u /= np.maximum(np.linalg.norm(u, axis=2, keepdims=True), 1e-300)
     b = bases[inverse]                                             # (n_probes, m, p, dim)
@@ -625,8 +633,9 @@ def find_holes(x, probes, *, k: int = 100, dim: int | None = None,
     alignment = np.full(len(probes), np.nan)
     cand = np.flatnonzero(significant)
     if cand.size:
-        for s in range(0, cand.size, _BLOCK):
-            rows = cand[s:s + _BLOCK]
+        blk = _block(k, max(k, p))
+        for s in range(0, cand.size, blk):
+            rows = cand[s:s + blk]
             y, q, _, _ = _local_frames(x, probes[rows], idx[rows], dim)
             mask = largest_piece_mask(x[idx[rows]], link=link,
                                       min_link=0.5 * stats["nearest"][rows])
@@ -676,10 +685,10 @@ def find_holes(x, probes, *, k: int = 100, dim: int | None = None,
         rad = np.array([r.radius for r in regions])
         d2 = ((start[:, None, :] - c[None]) ** 2).sum(axis=2)
         in_hole = (d2 < rad[None, :] ** 2).any(axis=1)
-    return HoleScan(start=start, in_hole=in_hole, projected=stats["projected"], observed=stats["observed"],
-                    expected=stats["expected"], inner_radius=stats["inner_radius"],
-                    p_values=pvals, q_values=qvals, significant=significant, depth=depth,
-                    alignment=alignment,
+    return HoleScan(start=start, in_hole=in_hole, projected=stats["projected"],
+                    observed=stats["observed"], expected=stats["expected"],
+                    inner_radius=stats["inner_radius"], p_values=pvals, q_values=qvals,
+                    significant=significant, depth=depth, alignment=alignment,
                     flagged=flagged, region=region, regions=tuple(regions), dim=dim, k=k)
 
 
