@@ -18,6 +18,8 @@ class LatentSet:
     ``images`` (optional, N×H×W×C uint8) lets the report show thumbnails, ``decoder``
     (optional) maps latents to inputs (uint8 images) for checks that generate, and
     ``encoder`` (optional) maps such inputs back to latents (decode -> re-encode).
+    ``text_encoder`` (optional) embeds a list of strings with the same model that made
+    the latents (text encoders), e.g. for word-list association tests (SEAT).
     """
 
     latents: np.ndarray
@@ -28,6 +30,7 @@ class LatentSet:
     images: np.ndarray | None = None
     decoder: Callable[[np.ndarray], np.ndarray] | None = None
     encoder: Callable[[np.ndarray], np.ndarray] | None = None
+    text_encoder: Callable[[list[str]], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         self.latents = np.ascontiguousarray(self.latents, dtype=np.float32)

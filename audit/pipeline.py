@@ -115,13 +115,32 @@ def _encode_with_model(cfg: AuditConfig, sections: list[str],
     """Encode each section's inputs with the configured model (loaded once)."""
     from .encoders.encode import Encoders, encode_set
     models = Encoders(cfg.encoder, source=_source_name(cfg))
+    text = cfg.encoder.kind == "sentence_transformers"
     try:
-        return [encode_set(getattr(cfg, s), cfg.encoder, section=s, models=models,
+        sets = [encode_set(getattr(cfg, s), cfg.encoder, section=s, models=models,
                            cache=_cache_dir(cfg), source=_source_name(cfg),
                            builtin=loaded[s] if isinstance(loaded[s], InputSet) else None)
                 for s in sections]
     finally:
-        models.close()
+        if not text:
+            models.close()
+    if text:
+        # the same model embeds word lists for the checks (SEAT); after a cache hit it is
+        # loaded only if a check asks
+        encode_texts = _text_encoder(models, cfg.encoder.batch_size)
+        for s in sets:
+            s.text_encoder = encode_texts
+    return sets
+
+
+def _text_encoder(models: Any, batch_size: int):
+    """Strings -> latents with the configured text model, in batches."""
+    def encode_texts(texts: list[str]) -> np.ndarray:
+        texts = list(texts)
+        model = models.get()
+        return np.concatenate([model(texts[i:i + batch_size])
+                               for i in range(0, len(texts), batch_size)])
+    return encode_texts
 
 
 def _read_sets(cfg: AuditConfig, artifacts: dict[str, Any], *, with_reference: bool = True

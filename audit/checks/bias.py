@@ -51,28 +51,47 @@ _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_\-]*$"
 # ---------------------------------------------------------------------------- settings
 
 class Selection(CheckSettings):
-    """A set of samples chosen by metadata: every ``where`` entry must match.
+    """A set for a WEAT test: samples chosen by metadata, or texts the model encodes.
 
-    ``{column: value}`` or ``{column: [value, ...]}`` (any of the values); ``null``
-    selects missing values. The short form ``{shape: heart}`` means
-    ``{where: {shape: heart}}``; use the long form (with an optional ``name``) when a
-    column is itself called ``where`` or ``name``.
+    ``where``: every entry must match; ``{column: value}`` or ``{column: [value, ...]}``
+    (any of the values); ``null`` selects missing values. The short form ``{shape: heart}``
+    means ``{where: {shape: heart}}``; use the long form (with an optional ``name``) when a
+    column is itself called ``where``, ``words`` or ``name``.
+
+    ``words``: a list of words or sentences encoded with the audit's own text encoder
+    (``encoder.sentence_transformers``), as in SEAT (May et al. 2019).
     """
     name: Optional[str] = Field(None, description="label shown in the report")
-    where: dict[str, Union[Scalar, list[Scalar]]] = Field(
-        min_length=1, description="column -> value or list of values; all must match")
+    where: Optional[dict[str, Union[Scalar, list[Scalar]]]] = Field(
+        None, min_length=1, description="column -> value or list of values; all must match")
+    words: Optional[list[str]] = Field(None, min_length=2, description=(
+        "words or sentences encoded with the text encoder (SEAT); instead of `where`"))
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
-        if isinstance(v, dict) and "where" not in v:
+        if isinstance(v, dict) and "where" not in v and "words" not in v:
             return {"where": v}
         return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Selection":
+        if (self.where is None) == (self.words is None):
+            raise ValueError("give either `where:` (a metadata selection) or `words:` (texts "
+                             "to encode), not both")
+        if self.words is not None:
+            empty = [w for w in self.words if not w.strip()]
+            if empty:
+                raise ValueError("`words:` holds an empty string")
+        return self
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
+        if self.words is not None:
+            head = ", ".join(self.words[:3])
+            return f"{head}{', …' if len(self.words) > 3 else ''} ({len(self.words)} words)"
         parts = []
         for col, val in self.where.items():
             parts.append(f"{col} in {val}" if isinstance(val, list) else f"{col}={val}")
@@ -81,6 +100,8 @@ class Selection(CheckSettings):
     def mask(self, meta: pd.DataFrame, where: str) -> np.ndarray:
         """Rows of ``meta`` that match; an unknown column raises ``ValueError``."""
         out = np.ones(len(meta), dtype=bool)
+        if self.where is None:
+            raise ValueError(f"{where}: a `words:` set selects no rows")
         for col, val in self.where.items():
             if col not in meta.columns:
                 raise ValueError(f"{where}: column {col!r} is not in the metadata "
@@ -102,11 +123,8 @@ def _matches(ser: pd.Series, v: Scalar) -> np.ndarray:
 
 
 class WeatTest(CheckSettings):
-    """One WEAT: targets X, Y and attributes A, B, each a metadata selection.
-
-    (A ``words:`` form for text encoders, SEAT, will slot in beside ``where:`` in
-    :class:`Selection`.)
-    """
+    """One WEAT: targets X, Y and attributes A, B, each a metadata selection or a list of
+    words encoded with the audit's text encoder (SEAT)."""
     name: str = Field(pattern=_NAME_RE, description="names the metrics bias.weat.<name>.*")
     targets: tuple[Selection, Selection] = Field(description="X and Y")
     attributes: tuple[Selection, Selection] = Field(description="A and B")
@@ -117,6 +135,22 @@ class WeatTest(CheckSettings):
     max_set_size: int = Field(500, ge=2, description="larger sets are subsampled (seeded)")
     min_effect: float = Field(0.2, ge=0, description="flag only when |effect size| >= this")
     strong_effect: float = Field(0.8, ge=0, description="critical from this |effect size|")
+    templates: Optional[list[str]] = Field(None, min_length=1, description=(
+        "SEAT templates such as 'This is {}.': every word is put into each template and "
+        "each sentence is one vector of its set; none = the words themselves"))
+    space: Literal["auto", "latents", "analysis"] = Field("auto", description=(
+        "where cosines are taken: the encoder's own output ('latents'), or the audit's "
+        "analysis space (scaled, PCA above max_dims_exact); auto = latents when a set is "
+        "words, else analysis"))
+
+    @model_validator(mode="after")
+    def _templates(self) -> "WeatTest":
+        for t in self.templates or []:
+            if t.count("{}") != 1:
+                raise ValueError(f"template {t!r} must hold exactly one {{}} for the word")
+        if self.templates and not any(sel.words for sel in (*self.targets, *self.attributes)):
+            raise ValueError("`templates` apply to `words:` sets, and no set has words")
+        return self
 
 
 class LeakageSettings(CheckSettings):
@@ -849,39 +883,89 @@ class _BiasRun:
                 "min_slice_size": O.min_slice_size}
 
     # ------------------------------------------------------------------ 5. WEAT
+    def _weat_texts(self, ctx: Context, t: WeatTest, keys: tuple[str, ...]
+                    ) -> list[np.ndarray | None]:
+        """Encode the word sets of one test (in its templates) in one call to the model."""
+        encode = ctx.data.text_encoder
+        sels = (*t.targets, *t.attributes)
+        if encode is None:
+            key = next(k for sel, k in zip(sels, keys) if sel.words is not None)
+            raise ValueError(f"{key}.words: word sets need the audit's text encoder "
+                             "(encoder.sentence_transformers); these latents come from "
+                             f"{ctx.data.provenance.get('kind', 'a file')}")
+        texts: list[str] = []
+        spans: list[tuple[int, int] | None] = []
+        for sel in sels:
+            if sel.words is None:
+                spans.append(None)
+                continue
+            start = len(texts)
+            texts += [tpl.format(w) for w in sel.words for tpl in (t.templates or ["{}"])]
+            spans.append((start, len(texts)))
+        z = np.asarray(encode(texts), dtype=np.float32)
+        if z.shape != (len(texts), ctx.data.dim) or not np.isfinite(z).all():
+            raise ValueError(f"the text encoder returned {z.shape} (finite: "
+                             f"{bool(np.isfinite(z).all())}) for {len(texts)} texts; the "
+                             f"latents have {ctx.data.dim} dimensions")
+        return [None if sp is None else z[sp[0]:sp[1]] for sp in spans]
+
     def _weat(self, ctx: Context, k: int, t: WeatTest, metrics: dict[str, float]):
         meta = ctx.data.metadata
         ids = ctx.data.ids
         here = f"checks.bias.weat[{k}]"
-        tx, ty = (sel.mask(meta, f"{here}.targets[{j}]") for j, sel in enumerate(t.targets))
-        aa, ab = (sel.mask(meta, f"{here}.attributes[{j}]")
-                  for j, sel in enumerate(t.attributes))
-        both_t, both_a = tx & ty, aa & ab
-        tx, ty, aa, ab = tx & ~both_t, ty & ~both_t, aa & ~both_a, ab & ~both_a
+        sels = (*t.targets, *t.attributes)
+        keys = (f"{here}.targets[0]", f"{here}.targets[1]", f"{here}.attributes[0]",
+                f"{here}.attributes[1]")
+        uses_words = any(sel.words is not None for sel in sels)
+        space_kind = t.space if t.space != "auto" else ("latents" if uses_words else "analysis")
+        masks: list[np.ndarray | None] = [None if sel.words is not None else sel.mask(meta, key)
+                                          for sel, key in zip(sels, keys)]
+        excluded = {"targets": 0, "attributes": 0}
+        for pair, (i, j) in (("targets", (0, 1)), ("attributes", (2, 3))):
+            if masks[i] is not None and masks[j] is not None:
+                both = masks[i] & masks[j]
+                masks[i], masks[j] = masks[i] & ~both, masks[j] & ~both
+                excluded[pair] = int(both.sum())
         rng = ctx.rng(500 + k)
-        split = bool(((tx | ty) & (aa | ab)).any())
+        tm = [m for m in masks[:2] if m is not None]
+        am = [m for m in masks[2:] if m is not None]
+        split = bool(tm and am and (np.logical_or.reduce(tm) & np.logical_or.reduce(am)).any())
         if split:
             # a vector may not be compared with itself: split the rows at random into a
             # target half and an attribute half
             pool = rng.random(len(meta)) < 0.5
-            tx, ty, aa, ab = tx & pool, ty & pool, aa & ~pool, ab & ~pool
-        space = ctx.space
-        nonzero = np.linalg.norm(space, axis=1) > 0
-        sets = []
-        for m in (tx, ty, aa, ab):
-            rows = np.flatnonzero(m & nonzero)
+            masks = [None if m is None else (m & pool if i < 2 else m & ~pool)
+                     for i, m in enumerate(masks)]
+        texts = self._weat_texts(ctx, t, keys) if uses_words else [None] * 4
+        base = ctx.data.latents if space_kind == "latents" else ctx.space
+        vectors: list[np.ndarray] = []
+        rows_used: list[np.ndarray] = []
+        for m, z in zip(masks, texts):
+            if m is None:
+                z = z if space_kind == "latents" else ctx.to_space(z)
+                keep = np.flatnonzero(np.linalg.norm(z, axis=1) > 0)
+                if keep.size > t.max_set_size:
+                    keep = np.sort(rng.choice(keep, t.max_set_size, replace=False))
+                vectors.append(np.asarray(z[keep], dtype=np.float64))
+                rows_used.append(np.empty(0, dtype=np.int64))
+                continue
+            rows = np.flatnonzero(m)
+            rows = rows[np.linalg.norm(base[rows], axis=1) > 0]
             if rows.size > t.max_set_size:
                 rows = np.sort(rng.choice(rows, t.max_set_size, replace=False))
-            sets.append(rows)
-        cols = sorted({c for sel in t.targets for c in sel.where})
-        attribute = cols[0] if len(cols) == 1 else ",".join(cols)
+            vectors.append(np.asarray(base[rows], dtype=np.float64))
+            rows_used.append(rows)
+        cols = sorted({c for sel in t.targets if sel.where for c in sel.where})
+        attribute = (cols[0] if len(cols) == 1 else ",".join(cols)) if cols else "text"
         labels = {"X": t.targets[0].label, "Y": t.targets[1].label,
                   "A": t.attributes[0].label, "B": t.attributes[1].label}
-        sizes = dict(zip("XYAB", (int(r.size) for r in sets)))
+        sizes = dict(zip("XYAB", (int(len(v)) for v in vectors)))
         row: dict[str, Any] = {"name": t.name, "sets": labels, "sizes": sizes,
                                "overlap_split": split, "alternative": t.alternative,
-                               "excluded_in_both": {"targets": int(both_t.sum()),
-                                                    "attributes": int(both_a.sum())}}
+                               "excluded_in_both": excluded, "space": space_kind,
+                               "kinds": dict(zip("XYAB", ("words" if sel.words is not None
+                                                           else "metadata" for sel in sels))),
+                               "templates": list(t.templates or [])}
         if min(sizes.values()) < 2:
             self._info.append(Finding(
                 id=self._ids("weat", t.name, "not-run"), check="bias", severity="info",
@@ -892,7 +976,7 @@ class _BiasRun:
                           "sets": labels, "sizes": sizes}))
             row["error"] = "a set has fewer than 2 points"
             return row
-        X, Y, A, B = (space[r] for r in sets)
+        X, Y, A, B = vectors
         seed = int(rng.integers(2 ** 31 - 1))
         g = weat(X, Y, A, B, n_permutations=t.n_permutations, random_state=seed)
         l_ = weat(Y, X, A, B, n_permutations=t.n_permutations, random_state=seed + 1)
@@ -928,14 +1012,19 @@ class _BiasRun:
                 ("; beyond every sampled one, so the tail is the permutation law's normal "
                  "approximation" if tail else "")
             direction = ("X is closer to A than Y is" if d > 0 else "Y is closer to A than X is")
-            ev = np.concatenate([sets[0], sets[1]])[:1000]
+            ev = np.concatenate([rows_used[0], rows_used[1]])[:1000]
+            where_cos = ("the encoder's own output" if space_kind == "latents"
+                         else "the analysis space")
+            seat = (f" Word sets are encoded with the audit's text encoder"
+                    + (f" in {len(t.templates)} template(s) such as {t.templates[0]!r}"
+                       if t.templates else "") + " (SEAT)." if uses_words else "")
             return Finding(
                 id=self._ids("weat", t.name), check="bias", severity=sev,
                 title=f"WEAT {t.name}: effect size {_num(d, 2)}"
                       + ("" if sev == "info" else f" ({direction})"),
                 summary=(f"X = {labels['X']} ({sizes['X']}), Y = {labels['Y']} "
                          f"({sizes['Y']}), A = {labels['A']} ({sizes['A']}), B = "
-                         f"{labels['B']} ({sizes['B']}); cosine in the analysis space. "
+                         f"{labels['B']} ({sizes['B']}); cosine in {where_cos}.{seat} "
                          f"Effect size {_num(d, 3)} (standard deviation with ddof=1), "
                          f"{t.alternative} permutation p = {_num(p, 2)} ({how}), "
                          f"BH-adjusted {_num(q, 2)}."

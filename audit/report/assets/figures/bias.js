@@ -148,7 +148,9 @@
       customdata: W.map(function (w) {
         return "X: " + label(w.sets.X, 50) + " (" + w.sizes.X + ")<br>Y: " + label(w.sets.Y, 50) + " (" + w.sizes.Y +
                ")<br>A: " + label(w.sets.A, 50) + " (" + w.sizes.A + ")<br>B: " + label(w.sets.B, 50) + " (" + w.sizes.B +
-               ")<br>" + esc(w.alternative) + " p " + fmtP(w.p) + ", " + w.n_partitions + " partitions";
+               ")<br>" + esc(w.alternative) + " p " + fmtP(w.p) + ", " + w.n_partitions + " partitions" +
+               "<br>cosine in " + (w.space === "latents" ? "the encoder's output" : "the analysis space") +
+               (w.templates && w.templates.length ? "; " + w.templates.length + " SEAT template(s)" : "");
       }), hovertemplate: "%{customdata}<extra></extra>"}],
       {title: {text: "WEAT effect sizes (red = flagged)"}, margin: {l: 120, r: 10, t: 40, b: 40},
        height: Math.max(260, 90 + 36 * W.length),
