@@ -189,34 +189,49 @@ class Context:
         """HDBSCAN on the leading PCA dimensions, fitted on a sample and extended."""
         return self._timed("clusters", self._fit_clusters)
 
-    def _fit_clusters(self) -> Clusters:
+    def _hdbscan_fit_predict(self, x: np.ndarray, salt: int
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
+        """HDBSCAN fitted on a seeded sample of at most ``cluster_sample`` rows of ``x`` and
+        extended to the rest with ``approximate_predict``.
+
+        Returns labels (-1 = noise), membership probabilities, GLOSH outlier scores (NaN
+        as 0), the fitted sample size, min_cluster_size and min_samples. When the sample
+        is too small for one cluster, every point is noise.
+        """
         import hdbscan
-        x = self.cluster_space
-        idx = self._sample(len(x), self.settings.cluster_sample, salt=2)
+        n = len(x)
+        idx = self._sample(n, self.settings.cluster_sample, salt=salt)
         mcs = self.settings.min_cluster_size or max(15, len(idx) // 100)
         ms = self.settings.min_samples or min(mcs, 10)
+        labels = np.full(n, -1, dtype=np.int64)
+        probs = np.zeros(n)
+        glosh = np.zeros(n)
+        if len(idx) <= mcs:
+            return labels, probs, glosh, len(idx), mcs, ms
         clusterer = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms,
-                                    prediction_data=len(idx) < len(x), core_dist_n_jobs=1)
+                                    prediction_data=len(idx) < n, core_dist_n_jobs=1)
         clusterer.fit(x[idx])
-        labels = np.full(len(x), -1, dtype=np.int64)
-        probs = np.zeros(len(x))
-        glosh = np.zeros(len(x))
         labels[idx] = clusterer.labels_
         probs[idx] = clusterer.probabilities_
         glosh[idx] = np.nan_to_num(clusterer.outlier_scores_, nan=0.0)
-        if len(idx) < len(x):
-            rest = np.setdiff1d(np.arange(len(x)), idx)
+        if len(idx) < n:
+            rest = np.setdiff1d(np.arange(n), idx)
             lab, prob = hdbscan.approximate_predict(clusterer, x[rest])
             labels[rest], probs[rest] = lab, prob
             glosh[rest] = np.nan_to_num(
                 hdbscan.prediction.approximate_predict_scores(clusterer, x[rest]), nan=0.0)
+        return labels, probs, glosh, len(idx), mcs, ms
+
+    def _fit_clusters(self) -> Clusters:
+        labels, probs, glosh, fit_size, mcs, ms = self._hdbscan_fit_predict(
+            self.cluster_space, salt=2)
         exemplars = {}
         for c in range(int(labels.max()) + 1):
             members = np.flatnonzero(labels == c)
             order = np.lexsort((glosh[members], -probs[members]))
             exemplars[c] = members[order[:5]]
         return Clusters(labels=labels, probabilities=probs, outlier_scores=np.clip(glosh, 0, 1),
-                        exemplars=exemplars, fit_size=len(idx), min_cluster_size=mcs,
+                        exemplars=exemplars, fit_size=fit_size, min_cluster_size=mcs,
                         min_samples=ms)
 
     # -- 2-D map -------------------------------------------------------------------
@@ -308,26 +323,9 @@ class Context:
             return None
 
         def fit() -> np.ndarray:
-            import hdbscan
             dims = int(min(self.settings.cluster_dims, self.pca.n_components_))
             x = self.pca.transform(self.scale(self.reference.latents))[:, :dims]
-            x = x.astype(np.float64)
-            m = len(x)
-            idx = (np.arange(m) if m <= self.settings.cluster_sample else
-                   np.sort(self.rng(7).choice(m, self.settings.cluster_sample, replace=False)))
-            mcs = self.settings.min_cluster_size or max(15, len(idx) // 100)
-            if len(idx) <= mcs:
-                return np.full(m, -1, dtype=np.int64)
-            ms = self.settings.min_samples or min(mcs, 10)
-            clusterer = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms,
-                                        prediction_data=len(idx) < m, core_dist_n_jobs=1)
-            clusterer.fit(x[idx])
-            labels = np.full(m, -1, dtype=np.int64)
-            labels[idx] = clusterer.labels_
-            if len(idx) < m:
-                rest = np.setdiff1d(np.arange(m), idx)
-                labels[rest] = hdbscan.approximate_predict(clusterer, x[rest])[0]
-            return labels
+            return self._hdbscan_fit_predict(x.astype(np.float64), salt=7)[0]
         return self._timed("reference_clusters", fit)
 
     def prepare(self) -> None:

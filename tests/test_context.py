@@ -57,6 +57,43 @@ def test_clusters_fitted_on_a_sample_extend_to_all_points():
     assert ctx.describe()["clusters"]["fit_size"] == 600
 
 
+def planted_blobs(n, d, k, seed):
+    """k well-separated Gaussian blobs of unequal sizes (shares 1 : 2 : ... : k)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 8
+    share = np.arange(1, k + 1) / np.arange(1, k + 1).sum()
+    lab = rng.choice(k, n, p=share)
+    return (centres[lab] + rng.standard_normal((n, d))).astype(np.float32), lab
+
+
+def test_sample_fit_clusters_recover_blobs_and_agree_with_a_full_fit():
+    from sklearn.metrics import adjusted_rand_score
+    x, lab = planted_blobs(6000, 8, 5, seed=11)
+    sampled = Context(lset(x), geometry=GeometryConfig(map="pca", cluster_sample=2000)).clusters
+    full = Context(lset(x), geometry=GeometryConfig(map="pca", cluster_sample=6000)).clusters
+    assert sampled.fit_size == 2000 and full.fit_size == 6000
+    assert sampled.n_clusters == full.n_clusters == 5
+    # every point, noise (-1) included as its own label
+    assert adjusted_rand_score(lab, sampled.labels) >= 0.9
+    assert adjusted_rand_score(lab, full.labels) >= 0.9
+    assert adjusted_rand_score(full.labels, sampled.labels) >= 0.9
+    # the extended points (not in the fitted sample) are labelled as well as the sample
+    fitted = Context(lset(x), geometry=GeometryConfig(cluster_sample=2000))._sample(6000, 2000, 2)
+    rest = np.setdiff1d(np.arange(6000), fitted)
+    assert adjusted_rand_score(lab[rest], sampled.labels[rest]) >= 0.9
+
+
+def test_reference_clusters_use_the_same_sample_fit():
+    from sklearn.metrics import adjusted_rand_score
+    x, _ = planted_blobs(1000, 6, 3, seed=12)
+    ref, ref_lab = planted_blobs(3000, 6, 3, seed=12)
+    ctx = Context(lset(x), reference=lset(ref),
+                  geometry=GeometryConfig(map="pca", cluster_sample=1000))
+    labels = ctx.reference_clusters
+    assert labels.shape == (3000,) and labels.max() == 2
+    assert adjusted_rand_score(ref_lab, labels) >= 0.9
+
+
 def test_map_fitted_on_a_sample_places_the_rest_near_their_neighbours():
     x, lab = blobs(1500, 6, seed=2)
     ctx = Context(lset(x), geometry=GeometryConfig(map="tsne", map_sample=300))
