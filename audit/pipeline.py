@@ -219,31 +219,70 @@ def _thumbnail(img: np.ndarray, size: int = 48) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any], np.ndarray]:
-    """Per-point data for the report's map, on a seeded sample when N is large."""
+DENSITY_BINS = 200     # the density layer under a sampled map: a DENSITY_BINS² histogram
+
+
+def _density_grid(coords: np.ndarray, bins: int = DENSITY_BINS) -> dict[str, Any]:
+    """2-D histogram of every point's map position: counts (bins_y × bins_x) and the grid."""
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    lo, hi = lo - 0.01 * span, hi + 0.01 * span
+    counts, _, _ = np.histogram2d(coords[:, 1], coords[:, 0], bins=bins,
+                                  range=[[lo[1], hi[1]], [lo[0], hi[0]]])
+    step = (hi - lo) / bins
+    return {"counts": counts.astype(np.uint32), "x0": float(lo[0] + step[0] / 2),
+            "dx": float(step[0]), "y0": float(lo[1] + step[1] / 2), "dy": float(step[1]),
+            "n": int(len(coords))}
+
+
+def _plot_sample(ctx: Context, checks: list, cap: int) -> np.ndarray:
+    """Rows drawn on the map: every point a finding refers to (evidence of every finding,
+    cluster exemplars), then points some check flagged, then a seeded sample, ``cap`` in
+    all (more only when the findings alone refer to more)."""
     n = ctx.n
-    cap = cfg.geometry.plot_points
-    flagged = set()
-    for c in checks:
-        for f in c.findings:
-            if f.severity != "info" or f.check == "outliers":
-                flagged.update(f.evidence_ids)
-    if n > cap:
-        idx = set(np.sort(ctx.rng(5).choice(n, cap, replace=False)).tolist())
-        pos = {s: i for i, s in enumerate(ctx.data.ids)}
-        idx |= {pos[e] for e in flagged if e in pos}
-        idx = np.array(sorted(idx))
-    else:
-        idx = np.arange(n)
-    coords = ctx.map2d.coords[idx]
-    cols: dict[str, Any] = {}
+    if n <= cap:
+        return np.arange(n)
+    pos = {s: i for i, s in enumerate(ctx.data.ids.tolist())}
+    must = {pos[e] for c in checks for f in c.findings for e in f.evidence_ids if e in pos}
+    must.update(int(i) for ex in ctx.clusters.exemplars.values() for i in ex)
+    keep = np.zeros(n, dtype=bool)
+    keep[list(must)] = True
+    rng = ctx.rng(5)
+    flagged = np.zeros(n, dtype=bool)
     for c in checks:
         for name, arr in c.per_sample.items():
             arr = np.asarray(arr)
+            if name.startswith("is_") and arr.dtype == bool and arr.shape == (n,):
+                flagged |= arr
+    for pool in (np.flatnonzero(flagged & ~keep), None):
+        room = cap - int(keep.sum())
+        if room <= 0:
+            break
+        pool = np.flatnonzero(~keep) if pool is None else pool
+        keep[pool if pool.size <= room else rng.choice(pool, room, replace=False)] = True
+    return np.flatnonzero(keep)
+
+
+def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any], np.ndarray]:
+    """Per-point data for the report's map (numpy arrays; the renderer packs them): at most
+    ``geometry.plot_points`` points drawn (see ``_plot_sample``), and when that is a
+    sample, a density grid of all N points."""
+    n = ctx.n
+    idx = _plot_sample(ctx, checks, int(cfg.geometry.plot_points))
+    all_coords = ctx.map2d.coords
+    coords = all_coords[idx].astype(np.float32)
+    cols: dict[str, np.ndarray] = {}
+    for c in checks:
+        for name, arr in c.per_sample.items():
+            arr = np.asarray(arr)
+            if arr.shape[:1] != (n,):
+                continue
             if arr.dtype == bool:
-                cols[name] = arr[idx].astype(int).tolist()
+                cols[name] = arr[idx].astype(np.uint8)
+            elif np.issubdtype(arr.dtype, np.integer):
+                cols[name] = arr[idx].astype(np.int32)
             elif np.issubdtype(arr.dtype, np.number):
-                cols[name] = np.round(arr[idx].astype(float), 5).tolist()
+                cols[name] = arr[idx].astype(np.float32)
     meta = ctx.data.metadata
     shown = [c for c in cfg.attributes + cfg.protected if c in meta.columns]
     shown += [c for c in meta.columns if c not in shown][: max(0, 8 - len(shown))]
@@ -252,14 +291,17 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
         ser = meta[c].iloc[idx]
         if pd.api.types.is_numeric_dtype(ser):
             metadata[c] = {"kind": "numeric",
-                           "values": [None if pd.isna(v) else round(float(v), 5) for v in ser]}
+                           "values": pd.to_numeric(ser, errors="coerce")
+                           .to_numpy(dtype=np.float32, na_value=np.nan)}
         else:
-            metadata[c] = {"kind": "categorical",
-                           "values": ["<missing>" if pd.isna(v) else str(v) for v in ser]}
-    return ({"ids": [str(i) for i in ctx.data.ids[idx]],
-             "x": np.round(coords[:, 0], 4).tolist(), "y": np.round(coords[:, 1], 4).tolist(),
+            codes, cats = pd.factorize(ser, use_na_sentinel=True)
+            metadata[c] = {"kind": "categorical", "categories": [str(v) for v in cats],
+                           "codes": codes.astype(np.int32)}     # -1 = missing
+    sampled = bool(len(idx) < n)
+    return ({"ids": [str(i) for i in ctx.data.ids[idx]], "x": coords[:, 0], "y": coords[:, 1],
              "columns": cols, "metadata": metadata, "color_by": shown,
-             "n_total": n, "n_shown": int(len(idx)), "sampled": bool(len(idx) < n)}, idx)
+             "density": _density_grid(all_coords) if sampled else None,
+             "n_total": n, "n_shown": int(len(idx)), "sampled": sampled}, idx)
 
 
 def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
@@ -322,6 +364,8 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     timings["report_data"] = round(time.perf_counter() - t0, 3)
     timings.update(ctx.timings)
     geometry = ctx.describe()
+    geometry["plot"] = {"n_shown": points["n_shown"], "n": points["n_total"],
+                        "density_bins": DENSITY_BINS if points["sampled"] else None}
 
     metrics: dict[str, float] = {}
     for r in results:

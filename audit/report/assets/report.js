@@ -5,6 +5,44 @@
   "use strict";
   var D = JSON.parse(document.getElementById("audit-data").textContent);
   var P = D.points;
+
+  // ---- per-point arrays come packed (base64 little-endian typed arrays, see
+  // audit/report/html.py pack_array); turn them back into plain arrays -------------------
+  var TYPED = {f32: Float32Array, i8: Int8Array, i16: Int16Array, i32: Int32Array,
+    u32: Uint32Array, u8: Uint8Array};
+  function unpack(o) {
+    if (!o || o.$packed === undefined) return o;
+    var s = atob(o.b64), bytes = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
+    return new TYPED[o.$packed](bytes.buffer);
+  }
+  function plain(o) { return Array.prototype.slice.call(unpack(o)); }
+  P.x = plain(P.x); P.y = plain(P.y);
+  Object.keys(P.columns).forEach(function (k) { P.columns[k] = plain(P.columns[k]); });
+  Object.keys(P.metadata).forEach(function (c) {
+    var m = P.metadata[c];
+    if (m.kind === "numeric") {
+      m.values = plain(m.values).map(function (v) { return isNaN(v) ? null : v; });
+    } else {
+      var cats = m.categories;
+      m.values = plain(m.codes).map(function (k) { return k < 0 ? "<missing>" : cats[k]; });
+    }
+  });
+  // the density of all N points, drawn under a sampled map (null when every point is drawn)
+  var densityTrace = null;
+  if (P.density) {
+    var G = P.density, counts = unpack(G.counts), ny = G.counts.shape[0], nx = G.counts.shape[1];
+    var z = [];
+    for (var r = 0; r < ny; r++) {
+      var row = new Array(nx);
+      for (var q = 0; q < nx; q++) { var c = counts[r * nx + q]; row[q] = c > 0 ? Math.log10(c) : null; }
+      z.push(row);
+    }
+    densityTrace = {type: "heatmap", name: "density of all " + G.n.toLocaleString("en-US") + " points",
+      x0: G.x0, dx: G.dx, y0: G.y0, dy: G.dy, z: z, zsmooth: false, hoverinfo: "skip",
+      showscale: false, showlegend: true, opacity: 0.85,
+      colorscale: [[0, "#eceef3"], [1, "#5f6675"]]};
+  }
   var PALETTE = ["#5470c6", "#91cc75", "#fac858", "#ee6666", "#73c0de", "#3ba272", "#fc8452",
     "#9a60b4", "#ea7ccc", "#2f4554", "#c23531", "#61a0a8", "#d48265", "#749f83", "#ca8622",
     "#bda29a", "#6e7074", "#546570", "#c4ccd3", "#0b7a75"];
@@ -49,7 +87,7 @@
 
   function mapTraces(mode) {
     var base = {type: "scattergl", mode: "markers", hoverinfo: "text", hoverlabel: {align: "left"}};
-    var traces = [];
+    var traces = densityTrace ? [densityTrace] : [];
     if (mode.kind === "categorical") {
       var counts = {};
       mode.values.forEach(function (v) { counts[v] = (counts[v] || 0) + 1; });
@@ -128,7 +166,7 @@
   // ---- the figure registry: each check's script registers the kinds it draws ------------
   var drawers = {};
   window.LatentAudit = {
-    data: D, points: P, esc: esc, short: short, palette: PALETTE, config: CONFIG,
+    data: D, points: P, densityTrace: densityTrace, unpack: unpack, esc: esc, short: short, palette: PALETTE, config: CONFIG,
     register: function (kind, fn) { drawers[kind] = fn; },
     drawAll: function () {
       D.figures.forEach(function (f) {
