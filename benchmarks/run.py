@@ -29,6 +29,13 @@ def machine() -> str:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     vers = ", ".join(f"{p} {version(p)}" for p in ("numpy", "torch", "scikit-learn", "hdbscan"))
+    peers = []                           # the tools bench_peers.py compares with, if installed
+    for p in ("umap-learn", "cleanlab", "prdc"):
+        try:
+            peers.append(f"{p} {version(p)}")
+        except Exception:
+            pass
+    vers = ", ".join([vers] + peers)
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB; Python "
             f"{platform.python_version()}; {vers}")
 
@@ -59,6 +66,9 @@ def render(results: dict[str, dict]) -> str:
         md = res.get("markdown")
         if md:
             lines += [f"## {res.get('title', name)}", "", md.strip(), ""]
+            if res.get("quick"):
+                lines += [f"*A `--quick` run (small sizes), not the recorded numbers: rerun "
+                          f"`python benchmarks/{'bench_' + name}.py`.*", ""]
     return "\n".join(lines) + "\n"
 
 
