@@ -11,14 +11,28 @@ from ._validation import validate_int, validate_matrix
 __all__ = ["knn", "twonn_dimension", "knn_distance_score"]
 
 _MARGIN = 8          # extra candidates re-ranked in float64, so ties resolve by index
+_GROUPS = 16         # a tile's columns are screened in strided groups of this many
+_U32 = 2.0 ** -24    # float32 unit roundoff
 
 
-def _block_rows(n_ref: int, budget_bytes: int = 256 * 2**20) -> int:
-    return int(max(64, min(8192, budget_bytes // (4 * max(n_ref, 1)))))
+def _block_rows(k: int, dim: int, tile: int, budget_bytes: int = 64 * 2**20) -> int:
+    """Query rows per block: at most 256, fewer when a block's tile and its float64
+    candidates (``(k + 9) * dim`` values a row) would pass ``budget_bytes``."""
+    per_row = 4 * 2 * tile + 8 * 2 * (k + _MARGIN + 1) * dim
+    return int(max(8, min(256, budget_bytes // per_row)))
 
 
-def knn(x, *, k: int, y=None, block_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Euclidean k nearest neighbours, computed block by block.
+def knn(x, *, k: int, y=None, block_size: int | None = None,
+        tile_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean k nearest neighbours, computed tile by tile.
+
+    Query rows are taken ``block_size`` at a time and the reference ``tile_size`` points at
+    a time; each tile of squared distances comes from one matrix product (float32). A
+    running per-row threshold (the ``k + 8``-th best so far, started from a seeded sample
+    of the reference) screens each tile through the minima of strided column groups, so
+    only entries that can still enter the list are gathered. The candidates are re-ranked
+    with exact float64 distances; where more points than the candidates tie with the k-th
+    distance (within float32 rounding), the row is redone over every such point.
 
     Parameters
     ----------
@@ -30,12 +44,21 @@ def knn(x, *, k: int, y=None, block_size: int | None = None) -> tuple[np.ndarray
         Points to search. ``None`` searches ``x`` itself and excludes each point from its
         own list by index (an exact duplicate of it still counts, at distance 0).
     block_size : int, default=None
-        Query rows per block; ``None`` keeps a block's distance matrix near 256 MiB.
+        Query rows per block, ``>= 1``; ``None`` uses 256, fewer when a block would
+        need more than 64 MiB (large ``k * d``).
+    tile_size : int, default=None
+        Reference points per tile, ``>= 16``; ``None`` uses 4096 (a 256 x 4096 float32
+        tile is 4 MiB, about what stays in cache). References of at most twice this
+        many are searched in one piece.
 
     Returns
     -------
     distances : ndarray of shape (n_queries, k), float64, ascending
     indices : ndarray of shape (n_queries, k), int64; ties are broken by the lower index
+
+    See Also
+    --------
+    knn_approximate : an HNSW index (faiss) for large N, with its recall measured.
 
     Examples
     --------
@@ -50,55 +73,150 @@ def knn(x, *, k: int, y=None, block_size: int | None = None) -> tuple[np.ndarray
         raise ValueError(f"x has {x.shape[1]} features but y has {y.shape[1]}")
     n_ref = y.shape[0]
     k = validate_int(k, "k", low=1, high=n_ref - 1 if self_search else n_ref)
-    block = block_size or _block_rows(n_ref)
-    return _knn(x, y, k, self_search, block)
+    tile = validate_int(tile_size if tile_size is not None else 4096, "tile_size", low=16)
+    block = validate_int(block_size if block_size is not None
+                         else _block_rows(k, x.shape[1], tile), "block_size", low=1)
+    return _knn(np.ascontiguousarray(x), np.ascontiguousarray(y), k, self_search, block,
+                tile)
 
 
-def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool,
-         block: int) -> tuple[np.ndarray, np.ndarray]:
-    n_q, n_ref = x.shape[0], y.shape[0]
+def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
+         tile: int) -> tuple[np.ndarray, np.ndarray]:
+    n_q, n_ref, dim = x.shape[0], y.shape[0], x.shape[1]
     m = min(n_ref, k + _MARGIN + (1 if self_search else 0))
+    inf = float("inf")
     yt = torch.from_numpy(y)
-    y_sq = (yt.double() ** 2).sum(1).float()
+    y_sq64 = (yt.double() ** 2).sum(1)
+    y_norm_max = float(y_sq64.max().sqrt())
+    y_sq = y_sq64.float()
     out_d = np.empty((n_q, k))
     out_i = np.empty((n_q, k), dtype=np.int64)
-    y64 = y.astype(np.float64)
+    direct = n_ref <= 2 * tile
+    if not direct:
+        tile = -(-tile // _GROUPS) * _GROUPS
+        # a seeded sample of the reference starts every row's threshold, whatever the order
+        samp = np.sort(np.random.default_rng(0).choice(n_ref, min(n_ref, max(tile, 4 * m)),
+                                                       replace=False))
+        samp_t = torch.from_numpy(samp)
+        in_samp = torch.zeros(n_ref + tile, dtype=torch.bool)
+        in_samp[samp_t] = True
+        ys, ys_sq = yt[samp_t], y_sq[samp_t]
+        buf = torch.empty(block, tile)
+        group_offsets = torch.arange(_GROUPS) * (tile // _GROUPS)
     for start in range(0, n_q, block):
         stop = min(start + block, n_q)
+        b = stop - start
         q = torch.from_numpy(x[start:stop])
-        d2 = torch.addmm(y_sq[None, :], q, yt.T, alpha=-2.0)
-        d2 += (q.double() ** 2).sum(1).float()[:, None]
-        if self_search:
-            rows = torch.arange(stop - start)
-            d2[rows, rows + start] = float("inf")
-        top = torch.topk(d2, m, dim=1, largest=False, sorted=False)
-        cand = top.indices.numpy()
-        diff = x[start:stop, None, :].astype(np.float64) - y64[cand]
+        q64 = x[start:stop].astype(np.float64)
+        # ranking per row only needs |y|^2 - 2 q.y; |q|^2 is added back in float64
+        if direct:
+            s = torch.addmm(y_sq[None, :], q, yt.T, alpha=-2.0)
+            if self_search:
+                r = torch.arange(b)
+                s[r, r + start] = inf
+            top = torch.topk(s, m, dim=1, largest=False, sorted=True)
+            best_v, best_i = top.values, top.indices
+        else:
+            best_v, best_i = _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp,
+                                           samp_t, in_samp, buf, group_offsets, m,
+                                           self_search)
+        cand = best_i.numpy()
+        diff = q64[:, None, :] - y[cand].astype(np.float64)
         exact = np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
         if self_search:
             exact[cand == np.arange(start, stop)[:, None]] = np.inf
         order = np.lexsort((cand, exact), axis=1)[:, :k]
         out_d[start:stop] = np.take_along_axis(exact, order, 1)
         out_i[start:stop] = np.take_along_axis(cand, order, 1)
-        # Rows where more points than the candidates tie with the k-th distance (within
-        # float32 rounding) are redone over every such point, so ties break by index.
-        kth = torch.from_numpy(out_d[start:stop, k - 1] ** 2).float()
-        bound = kth * (1 + 1e-4) + 1e-6
-        # more than m points within the bound <=> the m-th smallest is within it (when every
-        # candidate is within the bound, points beyond the candidates may tie too)
-        maybe = torch.nonzero(top.values.max(1).values <= bound).ravel()
-        crowded = (maybe[(d2[maybe] <= bound[maybe, None]).sum(1) > m].numpy()
-                   if maybe.numel() and m < n_ref else np.empty(0, dtype=np.int64))
-        for r in crowded:
-            row = start + int(r)
-            near = torch.nonzero(d2[r] <= bound[r]).ravel().numpy()
-            diff = x[row].astype(np.float64) - y64[near]
-            ex = np.sqrt(np.einsum("md,md->m", diff, diff))
-            if self_search:
-                ex[near == row] = np.inf
-            o = np.lexsort((near, ex))[:k]
-            out_d[row], out_i[row] = ex[o], near[o]
+        if m >= n_ref:
+            continue
+        # Every true neighbour has a float32 score within `bound` (the k-th exact distance
+        # plus the float32 error of |q|^2 + |y|^2 - 2 q.y). If the m-th candidate is also
+        # within it, more points may tie with the k-th than the candidates hold: the row
+        # is redone over every point within the bound.
+        q_sq = np.einsum("qd,qd->q", q64, q64)
+        tol = (2 * dim + 8) * _U32 * (np.sqrt(q_sq) + y_norm_max) ** 2
+        bound = out_d[start:stop, k - 1] ** 2 * (1 + 1e-4) + 1e-6 + tol - q_sq
+        crowded = np.flatnonzero(best_v[:, -1].numpy() <= bound)
+        if crowded.size:
+            _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search,
+                          max(tile, 4096), out_d, out_i)
     return out_d, out_i
+
+
+def _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp, samp_t, in_samp, buf,
+                  group_offsets, m, self_search):
+    """Top-m float32 scores of the rows ``start:stop`` over the whole reference."""
+    inf = float("inf")
+    b, n_ref, tile = q.shape[0], yt.shape[0], buf.shape[1]
+    st = torch.addmm(ys_sq[None, :], q, ys.T, alpha=-2.0)
+    if self_search:
+        rows = np.arange(start, stop)
+        pos = np.minimum(np.searchsorted(samp, rows), len(samp) - 1)
+        hit = np.flatnonzero(samp[pos] == rows)
+        st[hit, pos[hit]] = inf
+    top = torch.topk(st, m, dim=1, largest=False, sorted=True)
+    best_v, best_i = top.values, samp_t[top.indices]
+    thr = best_v[:, -1].clone()
+    width = tile // _GROUPS
+    for t0 in range(0, n_ref, tile):
+        t1 = min(t0 + tile, n_ref)
+        s = buf[:b]
+        if t1 - t0 == tile:
+            torch.addmm(y_sq[None, t0:t1], q, yt[t0:t1].T, alpha=-2.0, out=s)
+        else:
+            s[:, :t1 - t0] = torch.addmm(y_sq[None, t0:t1], q, yt[t0:t1].T, alpha=-2.0)
+            s[:, t1 - t0:] = inf
+        if self_search and t0 < stop and start < t1:
+            rr = torch.arange(max(start, t0), min(stop, t1))
+            s[rr - start, rr - t0] = inf
+        # group j holds columns j, j + width, j + 2 width, ...; its minimum screens it
+        hits = (s.view(b, _GROUPS, width).amin(1) <= thr[:, None]).nonzero()
+        if hits.shape[0] == 0:
+            continue
+        rows, first, per = torch.unique_consecutive(hits[:, 0], return_inverse=True,
+                                                    return_counts=True)
+        slot_in_row = torch.arange(hits.shape[0]) - (torch.cumsum(per, 0) - per)[first]
+        cols = hits[:, 1:2] + group_offsets[None, :]
+        vals = s.view(-1).take(hits[:, 0:1] * tile + cols)
+        cols = cols + t0
+        vals.masked_fill_(in_samp[cols], inf)          # already counted from the sample
+        wmax = int(per.max())
+        slot = first * wmax + slot_in_row
+        nr = rows.shape[0]
+        dv = torch.full((nr * wmax, _GROUPS), inf).index_copy_(0, slot, vals)
+        di = torch.zeros((nr * wmax, _GROUPS), dtype=torch.int64).index_copy_(0, slot, cols)
+        allv = torch.cat([best_v[rows], dv.view(nr, -1)], 1)
+        alli = torch.cat([best_i[rows], di.view(nr, -1)], 1)
+        top = torch.topk(allv, m, dim=1, largest=False, sorted=True)
+        best_v[rows] = top.values
+        best_i[rows] = torch.gather(alli, 1, top.indices)
+        thr[rows] = top.values[:, -1]
+    return best_v, best_i
+
+
+def _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search, tile,
+                  out_d, out_i):
+    """Exact lists for rows whose k-th distance is tied beyond the candidates."""
+    qc = torch.from_numpy(x[start + crowded])
+    bc = torch.from_numpy(bound[crowded]).float()
+    rs, cs = [], []
+    for t0 in range(0, y.shape[0], tile):
+        t1 = min(t0 + tile, y.shape[0])
+        s = torch.addmm(y_sq[None, t0:t1], qc, yt[t0:t1].T, alpha=-2.0)
+        nz = (s <= bc[:, None]).nonzero().numpy()
+        rs.append(nz[:, 0])
+        cs.append(nz[:, 1] + t0)
+    rs, cs = np.concatenate(rs), np.concatenate(cs)
+    for j, r in enumerate(crowded):
+        row = start + int(r)
+        near = cs[rs == j]
+        diff = q64[r] - y[near].astype(np.float64)
+        ex = np.sqrt(np.einsum("md,md->m", diff, diff))
+        if self_search:
+            ex[near == row] = np.inf
+        o = np.lexsort((near, ex))[:k]
+        out_d[row], out_i[row] = ex[o], near[o]
 
 
 def twonn_dimension(distances) -> float:
