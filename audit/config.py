@@ -243,6 +243,14 @@ class GeometryConfig(_Strict):
                                       "that explain this share of the variance")
     max_dims_exact: int = Field(64, ge=2)
     k: int = Field(15, ge=2, le=200, description="neighbours in the shared kNN graph")
+    knn: Literal["auto", "exact", "approximate"] = Field(
+        "auto", description="exact kNN (tiled matrix products), approximate (an HNSW index, "
+                            "needs the 'fast' extra: faiss-cpu; its recall against exact is "
+                            "measured and reported), or auto: exact up to knn_exact_max "
+                            "points, approximate above when faiss is installed")
+    knn_exact_max: int = Field(200_000, ge=1000, description="with knn: auto, the number of "
+                                                             "points above which the graph "
+                                                             "is approximate")
     map: Literal["auto", "pca", "tsne", "umap"] = "auto"
     map_sample: int = Field(2000, ge=100, description="the 2-D map is fitted on at most this "
                                                         "many points and extended to the rest")

@@ -17,7 +17,8 @@ from sklearn.decomposition import PCA
 
 from .config import AuditConfig, GeometryConfig
 from .latents import LatentSet
-from .metrics import knn, twonn_dimension
+from .errors import ConfigError
+from .metrics import knn, knn_approximate, knn_recall, twonn_dimension
 
 log = logging.getLogger("audit")
 
@@ -46,6 +47,14 @@ class Map2D:
     fit_size: int
 
 
+def _have_faiss() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class Context:
     """Lazily computed, read-only geometry of the data (and the reference, if any)."""
 
@@ -61,6 +70,10 @@ class Context:
         self.protected = list(config.protected) if config else []
         self.outcome = config.outcome if config else None
         self.timings: dict[str, float] = {}
+        self.knn_info: dict[str, dict[str, Any]] = {}
+        if self.settings.knn == "approximate" and not _have_faiss():
+            raise ConfigError("knn: approximate needs faiss: pip install 'latent-audit[fast]'",
+                              key="geometry.knn")
         if reference is not None and reference.dim != data.dim:
             raise ValueError(f"reference has {reference.dim} dimensions, data has {data.dim}")
 
@@ -150,12 +163,50 @@ class Context:
     def k(self) -> int:
         return int(min(self.settings.k, self.n - 1))
 
+    def _knn_method(self, n_points: int) -> str:
+        """``exact`` or ``approximate`` for a search over ``n_points`` (geometry.knn)."""
+        mode = self.settings.knn
+        if mode != "auto":
+            return mode
+        if n_points <= self.settings.knn_exact_max:
+            return "exact"
+        if not _have_faiss():
+            if not getattr(self, "_faiss_hint_logged", False):
+                log.info("geometry: exact kNN over %d points; pip install 'latent-audit[fast]' "
+                         "(faiss) would be faster", n_points)
+                self._faiss_hint_logged = True
+            return "exact"
+        return "approximate"
+
+    def _graph(self, name: str, x: np.ndarray, k: int,
+               y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The kNN graph of ``x`` (in ``y``, or itself), exact or approximate; an
+        approximate graph's recall@k is measured against exact search on a seeded sample
+        of at most 1,000 queries and recorded in ``knn_info``."""
+        ref = x if y is None else y
+        method = self._knn_method(max(len(x), len(ref)))
+        if method == "exact":
+            self.knn_info[name] = {"method": "exact"}
+            return knn(x, k=k, y=y)
+        params = {"m": 32, "ef_construction": 80, "ef_search": max(64, 2 * (k + 8))}
+        out = knn_approximate(x, k=k, y=y, random_state=self.seed, **params)
+        rows = self._sample(len(x), 1000, salt=11)
+        if y is None:          # exact self search of the sample: drop each row's own index
+            _, nb = knn(x[rows], y=x, k=k + 1)
+            truth = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
+        else:
+            truth = knn(x[rows], y=y, k=k)[1]
+        self.knn_info[name] = {"method": "approximate", "index": "faiss.IndexHNSWFlat",
+                               **params, "recall_at_k": round(knn_recall(out[1][rows], truth), 5),
+                               "recall_queries": int(len(rows))}
+        return out
+
     @cached_property
     def knn(self) -> tuple[np.ndarray, np.ndarray]:
         """The kNN graph of the data in the analysis space: (distances, indices), n×k."""
         if self.n < 3:
             raise ValueError("need at least 3 points for a neighbour graph")
-        return self._timed("knn", lambda: knn(self.space, k=self.k))
+        return self._timed("knn", lambda: self._graph("knn", self.space, self.k))
 
     @cached_property
     def reference_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -163,7 +214,8 @@ class Context:
         if self.reference is None:
             return None
         k = int(min(self.settings.k, self.reference.n - 1))
-        return self._timed("reference_knn", lambda: knn(self.reference_space, k=k))
+        return self._timed("reference_knn",
+                           lambda: self._graph("reference_knn", self.reference_space, k))
 
     @cached_property
     def cross_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -171,7 +223,8 @@ class Context:
         if self.reference is None:
             return None
         k = int(min(self.settings.k, self.reference.n))
-        return self._timed("cross_knn", lambda: knn(self.space, y=self.reference_space, k=k))
+        return self._timed("cross_knn", lambda: self._graph("cross_knn", self.space, k,
+                                                            y=self.reference_space))
 
     @cached_property
     def intrinsic_dim(self) -> float:
@@ -361,7 +414,11 @@ class Context:
             out["map"] = {"method": self.map2d.method, "fit_size": self.map2d.fit_size,
                           "n": self.n}
         metrics = {}
+        if self.knn_info:
+            out["knn"] = dict(self.knn_info)
         if "knn" in self.__dict__:
             metrics["geometry.intrinsic_dim"] = self.intrinsic_dim
+            if self.knn_info.get("knn", {}).get("method") == "approximate":
+                metrics["geometry.knn_recall"] = self.knn_info["knn"]["recall_at_k"]
         out["metrics"] = metrics
         return out

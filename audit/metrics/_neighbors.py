@@ -8,7 +8,7 @@ import torch
 
 from ._validation import validate_int, validate_matrix
 
-__all__ = ["knn", "twonn_dimension", "knn_distance_score"]
+__all__ = ["knn", "knn_approximate", "knn_recall", "twonn_dimension", "knn_distance_score"]
 
 _MARGIN = 8          # extra candidates re-ranked in float64, so ties resolve by index
 _GROUPS = 16         # a tile's columns are screened in strided groups of this many
@@ -49,7 +49,7 @@ def knn(x, *, k: int, y=None, block_size: int | None = None,
     tile_size : int, default=None
         Reference points per tile, ``>= 16``; ``None`` uses 4096 (a 256 x 4096 float32
         tile is 4 MiB, about what stays in cache). References of at most twice this
-        many are searched in one piece.
+        many (or of at most ``4 * (k + 9)``) are searched in one piece.
 
     Returns
     -------
@@ -91,12 +91,13 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     y_sq = y_sq64.float()
     out_d = np.empty((n_q, k))
     out_i = np.empty((n_q, k), dtype=np.int64)
-    direct = n_ref <= 2 * tile
+    # small references in one piece; otherwise the sample holds >= 4m points, so every
+    # row's threshold is finite and the inf padding and masked sample columns never enter
+    direct = n_ref <= max(2 * tile, 4 * m)
     if not direct:
         tile = -(-tile // _GROUPS) * _GROUPS
         # a seeded sample of the reference starts every row's threshold, whatever the order
-        samp = np.sort(np.random.default_rng(0).choice(n_ref, min(n_ref, max(tile, 4 * m)),
-                                                       replace=False))
+        samp = np.sort(np.random.default_rng(0).choice(n_ref, max(tile, 4 * m), replace=False))
         samp_t = torch.from_numpy(samp)
         in_samp = torch.zeros(n_ref + tile, dtype=torch.bool)
         in_samp[samp_t] = True
@@ -217,6 +218,120 @@ def _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search, ti
             ex[near == row] = np.inf
         o = np.lexsort((near, ex))[:k]
         out_d[row], out_i[row] = ex[o], near[o]
+
+
+def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80,
+                    ef_search: int | None = None,
+                    random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate Euclidean k nearest neighbours from an HNSW graph (faiss ``IndexHNSWFlat``).
+
+    The index is built single-threaded over the points in a permutation drawn from
+    ``random_state``, so the same seed gives the same graph; it returns ``k + 8`` (``+1``
+    for self search) candidates per query, which are re-ranked by exact float64 distance
+    with ties broken by the lower index, and each point is excluded from its own list by
+    index. Needs the ``fast`` extra (faiss-cpu).
+
+    Parameters
+    ----------
+    x : array-like of shape (n_queries, d)
+        Query points.
+    k : int
+        Neighbours per query, ``1 <= k < n_ref`` (``<= n_ref`` when ``y`` is given).
+    y : array-like of shape (n_ref, d), default=None
+        Points to search; ``None`` searches ``x`` itself.
+    m : int, default=32
+        HNSW links per node, ``>= 4``.
+    ef_construction : int, default=80
+        Candidate list while building, ``>= m``.
+    ef_search : int, default=None
+        Candidate list while searching; ``None`` uses ``max(64, 2 * (k + 8))``.
+    random_state : int, default=0
+        Seed of the insertion order.
+
+    Returns
+    -------
+    distances : ndarray of shape (n_queries, k), float64, ascending
+    indices : ndarray of shape (n_queries, k), int64
+
+    See Also
+    --------
+    knn : the exact search; knn_recall : how much of it an approximate graph finds.
+    """
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError("approximate kNN needs faiss: pip install 'latent-audit[fast]'") \
+            from exc
+    x = validate_matrix(x, "x", dtype=np.float32)
+    self_search = y is None
+    y = x if self_search else validate_matrix(y, "y", dtype=np.float32)
+    if y.shape[1] != x.shape[1]:
+        raise ValueError(f"x has {x.shape[1]} features but y has {y.shape[1]}")
+    n_ref = y.shape[0]
+    k = validate_int(k, "k", low=1, high=n_ref - 1 if self_search else n_ref)
+    m = validate_int(m, "m", low=4)
+    ef_construction = validate_int(ef_construction, "ef_construction", low=m)
+    n_cand = min(n_ref, k + _MARGIN + (1 if self_search else 0))
+    ef = validate_int(ef_search if ef_search is not None else max(64, 2 * (k + _MARGIN)),
+                      "ef_search", low=n_cand)
+    perm = np.random.default_rng(random_state).permutation(n_ref)
+    index = faiss.IndexHNSWFlat(x.shape[1], m)
+    index.hnsw.efConstruction = ef_construction
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)             # parallel insertion is not reproducible
+    try:
+        index.add(np.ascontiguousarray(y[perm]))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    index.hnsw.efSearch = ef
+    out_d = np.empty((x.shape[0], k))
+    out_i = np.empty((x.shape[0], k), dtype=np.int64)
+    for start in range(0, x.shape[0], 65536):
+        stop = min(start + 65536, x.shape[0])
+        _, found = index.search(np.ascontiguousarray(x[start:stop]), n_cand)
+        cand = np.where(found >= 0, perm[np.maximum(found, 0)], -1)
+        diff = x[start:stop, None, :].astype(np.float64) - y[np.maximum(cand, 0)].astype(
+            np.float64)
+        exact = np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
+        exact[cand < 0] = np.inf
+        if self_search:
+            exact[cand == np.arange(start, stop)[:, None]] = np.inf
+        order = np.lexsort((cand, exact), axis=1)[:, :k]
+        out_d[start:stop] = np.take_along_axis(exact, order, 1)
+        out_i[start:stop] = np.take_along_axis(cand, order, 1)
+    return out_d, out_i
+
+
+def knn_recall(found, truth) -> float:
+    """Recall@k of a neighbour list: the mean share of each row of ``truth`` in ``found``.
+
+    Parameters
+    ----------
+    found : array-like of shape (n_queries, k), int
+        Neighbour indices to score (e.g. from :func:`knn_approximate`).
+    truth : array-like of shape (n_queries, k), int
+        The exact neighbour indices of the same queries (from :func:`knn`).
+
+    Returns
+    -------
+    float
+        In [0, 1], higher is better.
+
+    Examples
+    --------
+    >>> knn_recall([[1, 2], [0, 3]], [[1, 2], [0, 2]])
+    0.75
+    """
+    found = np.asarray(found)
+    truth = np.asarray(truth)
+    if found.shape != truth.shape or found.ndim != 2 or found.shape[1] < 1:
+        raise ValueError(f"found {found.shape} and truth {truth.shape} must be the same "
+                         "(n_queries, k) shape")
+    hits = (found[:, :, None] == truth[:, None, :]).any(axis=2).sum(axis=1)
+    return float(hits.mean() / truth.shape[1])
+
+
+knn_recall.higher_is_better = True
 
 
 def twonn_dimension(distances) -> float:

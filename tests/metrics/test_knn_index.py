@@ -1,0 +1,229 @@
+"""The tiled exact kNN against brute force; the approximate (faiss HNSW) graph, its
+recall and how the shared geometry chooses between them."""
+from __future__ import annotations
+
+import builtins
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial.distance import cdist
+
+from audit.config import GeometryConfig
+from audit.context import Context
+from audit.errors import ConfigError
+from audit.latents import LatentSet
+from audit.metrics import knn, knn_approximate, knn_recall
+
+
+def brute(x, k, y=None):
+    """float64 distances, self excluded by index, ties broken by the lower index."""
+    self_search = y is None
+    y = x if self_search else y
+    d = cdist(x.astype(np.float64), y.astype(np.float64))
+    if self_search:
+        np.fill_diagonal(d, np.inf)
+    idx = np.lexsort((np.broadcast_to(np.arange(d.shape[1]), d.shape), d), axis=1)[:, :k]
+    return np.take_along_axis(d, idx, 1), idx
+
+
+def blobs(n, d, seed=0, centres=8):
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, d)) * 4
+    return (c[rng.integers(0, centres, n)] + rng.standard_normal((n, d))).astype(np.float32)
+
+
+def grid(n, seed=0):
+    """Integer points in 3-D: many exact ties, and exact duplicates."""
+    x = np.random.default_rng(seed).integers(0, 4, size=(n, 3)).astype(np.float32)
+    x[50] = x[10]
+    return x
+
+
+# sizes where the reference is split into tiles (n_ref > 2 * tile), with block and tile
+# sizes that do not divide N and a tile that is not a multiple of the screening groups
+TILED = [(37, 100), (64, 256), (1000, 333), (1, 50)]
+
+
+@pytest.mark.parametrize("block,tile", TILED)
+@pytest.mark.parametrize("k", [1, 6, 15])
+def test_tiled_self_search_matches_brute_force(block, tile, k):
+    x = blobs(1501, 9, seed=k)
+    d, i = knn(x, k=k, block_size=block, tile_size=tile)
+    bd, bi = brute(x, k)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block,tile", TILED)
+def test_tiled_ties_and_duplicates_break_by_index(block, tile):
+    x = grid(1203)
+    d, i = knn(x, k=12, block_size=block, tile_size=tile)
+    bd, bi = brute(x, 12)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+    assert not (i == np.arange(len(x))[:, None]).any()       # never itself ...
+    assert d[10, 0] == 0 and 50 in i[10] and 10 in i[50]      # ... but its copy, at 0
+
+
+@pytest.mark.parametrize("block,tile", TILED)
+def test_tiled_cross_search_matches_brute_force(block, tile):
+    x, y = grid(700, seed=1), grid(901, seed=2)
+    d, i = knn(x, k=9, y=y, block_size=block, tile_size=tile)
+    bd, bi = brute(x, 9, y)
+    np.testing.assert_array_equal(d, bd)
+    np.testing.assert_array_equal(i, bi)
+    x, y = blobs(500, 7, seed=3), blobs(1100, 7, seed=4)
+    d, i = knn(x, k=20, y=y, block_size=block, tile_size=tile)
+    bd, bi = brute(x, 20, y)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-12, atol=1e-12)
+
+
+def test_tiled_search_of_sorted_data_and_far_from_origin():
+    # clusters stored one after another (the first tiles are unrepresentative), and points
+    # far from the origin, where float32 |q|^2 + |y|^2 - 2 q.y loses the small distances
+    x = blobs(1600, 5, seed=5, centres=4)
+    x = x[np.argsort(x[:, 0])] + np.float32(300)
+    d, i = knn(x, k=7, block_size=100, tile_size=128)
+    bd, bi = brute(x, 7)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-12, atol=1e-12)
+
+
+def test_tiled_search_with_k_close_to_n():
+    x = blobs(300, 4, seed=6)
+    d, i = knn(x, k=299, tile_size=64, block_size=50)
+    bd, bi = brute(x, 299)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-12, atol=1e-12)
+
+
+def test_knn_size_arguments_are_validated():
+    x = blobs(50, 3)
+    with pytest.raises(ValueError, match="tile_size"):
+        knn(x, k=2, tile_size=8)
+    with pytest.raises(ValueError, match="block_size"):
+        knn(x, k=2, block_size=0)
+
+
+def test_knn_recall_counts_shared_neighbours():
+    assert knn_recall([[1, 2, 3], [4, 5, 6]], [[3, 2, 1], [4, 0, 9]]) == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="same"):
+        knn_recall([[1, 2]], [[1, 2, 3]])
+
+
+# -- approximate -----------------------------------------------------------------------
+
+def test_approximate_graph_recall_ordering_and_seed():
+    pytest.importorskip("faiss")
+    x = blobs(4000, 16, seed=7)
+    d, i = knn_approximate(x, k=10, random_state=3)
+    _, exact = knn(x, k=10)
+    assert knn_recall(i, exact) >= 0.9
+    assert not (i == np.arange(len(x))[:, None]).any()
+    # distances are exact float64 for the returned points, ascending, ties by index
+    ref = np.linalg.norm(x[:, None, :].astype(np.float64) - x[i].astype(np.float64), axis=2)
+    np.testing.assert_allclose(d, ref, rtol=1e-12)
+    assert (np.diff(d, axis=1) >= 0).all()
+    tie = np.diff(d, axis=1) == 0
+    assert (np.diff(i, axis=1)[tie] > 0).all()
+    d2, i2 = knn_approximate(x, k=10, random_state=3)
+    np.testing.assert_array_equal(i, i2)
+    np.testing.assert_array_equal(d, d2)
+
+
+def test_approximate_cross_search_and_exact_duplicates():
+    pytest.importorskip("faiss")
+    x = grid(800)
+    d, i = knn_approximate(x, k=5)
+    assert d[10, 0] == 0 and 50 in i[10]
+    y = blobs(900, 3, seed=8)
+    _, ia = knn_approximate(x, k=5, y=y)
+    assert knn_recall(ia, knn(x, k=5, y=y)[1]) >= 0.9
+
+
+def lset(x):
+    return LatentSet(x, pd.DataFrame(index=range(len(x))), np.arange(len(x)), "t")
+
+
+def test_context_approximate_records_recall_equal_to_a_recomputation():
+    pytest.importorskip("faiss")
+    x = blobs(3000, 12, seed=9)
+    ctx = Context(lset(x), geometry=GeometryConfig(map="pca", knn="approximate", k=10),
+                  seed=5)
+    _, nb = ctx.knn
+    info = ctx.describe()
+    rec = info["knn"]["knn"]
+    assert rec["method"] == "approximate" and rec["index"] == "faiss.IndexHNSWFlat"
+    assert rec["recall_queries"] == 1000
+    # recompute: the same seeded query sample, searched exactly
+    rows = ctx._sample(len(x), 1000, salt=11)
+    _, exact = knn(ctx.space, k=10)
+    assert rec["recall_at_k"] == pytest.approx(knn_recall(nb[rows], exact[rows]), abs=1e-5)
+    assert rec["recall_at_k"] >= 0.9
+    assert info["metrics"]["geometry.knn_recall"] == rec["recall_at_k"]
+    # same seed, same graph
+    again = Context(lset(x), geometry=GeometryConfig(map="pca", knn="approximate", k=10),
+                    seed=5)
+    np.testing.assert_array_equal(again.knn[1], nb)
+
+
+def test_context_exact_reports_method_and_no_recall():
+    ctx = Context(lset(blobs(400, 4)), geometry=GeometryConfig(map="pca"))
+    ctx.knn
+    info = ctx.describe()
+    assert info["knn"] == {"knn": {"method": "exact"}}
+    assert "geometry.knn_recall" not in info["metrics"]
+
+
+def _hide_faiss(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if name == "faiss" or name.startswith("faiss."):
+            raise ImportError("No module named 'faiss'")
+        return real_import(name, *args, **kwargs)
+    monkeypatch.setattr(builtins, "__import__", fake)
+
+
+def test_auto_without_faiss_stays_exact_and_says_so(monkeypatch, caplog):
+    _hide_faiss(monkeypatch)
+    x = blobs(1500, 4)
+    ctx = Context(lset(x), geometry=GeometryConfig(map="pca", knn_exact_max=1000))
+    with caplog.at_level(logging.INFO, logger="audit"):
+        d, i = ctx.knn
+    assert ctx.knn_info["knn"]["method"] == "exact"
+    np.testing.assert_array_equal(i, knn(ctx.space, k=ctx.k)[1])
+    hints = [r for r in caplog.records if "latent-audit[fast]" in r.getMessage()]
+    assert len(hints) == 1 and hints[0].levelno == logging.INFO
+
+
+def test_auto_goes_approximate_above_the_threshold():
+    pytest.importorskip("faiss")
+    ctx = Context(lset(blobs(1500, 4)), geometry=GeometryConfig(map="pca",
+                                                                knn_exact_max=1000))
+    ctx.knn
+    assert ctx.knn_info["knn"]["method"] == "approximate"
+    small = Context(lset(blobs(900, 4)), geometry=GeometryConfig(map="pca",
+                                                                 knn_exact_max=1000))
+    small.knn
+    assert small.knn_info["knn"]["method"] == "exact"
+
+
+def test_explicit_approximate_without_faiss_is_a_config_error(monkeypatch):
+    _hide_faiss(monkeypatch)
+    with pytest.raises(ConfigError) as err:
+        Context(lset(blobs(100, 3)), geometry=GeometryConfig(knn="approximate"))
+    assert err.value.key == "geometry.knn" and "latent-audit[fast]" in str(err.value)
+    with pytest.raises(ImportError, match=r"latent-audit\[fast\]"):
+        knn_approximate(blobs(100, 3), k=2)
+
+
+def test_geometry_config_knn_keys_are_strict():
+    assert GeometryConfig().knn == "auto" and GeometryConfig().knn_exact_max == 200_000
+    with pytest.raises(Exception):
+        GeometryConfig(knn="fast")
+    with pytest.raises(Exception):
+        GeometryConfig(knn_exact_max=10)
