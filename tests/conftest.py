@@ -84,3 +84,43 @@ def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "reports" / "demo"
     code = main(["demo", "--n", "900", "--epochs", "6", "--out", str(out), "-q"])
     return code, out
+
+
+# ---------------------------------------------------------------------------- browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_report(browser, path: Path, *, timeout: int = 60000):
+    """Open a report, wait until every figure is drawn; returns (page, events)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    events = {"console": [], "requests": [], "dialogs": []}
+    page.on("console", lambda m: events["console"].append((m.type, m.text)))
+    page.on("pageerror", lambda e: events["console"].append(("pageerror", str(e))))
+    page.on("request", lambda r: events["requests"].append(r.url))
+    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
+    page.goto(Path(path).resolve().as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= "
+                           "document.querySelectorAll('div.figure').length", timeout=timeout)
+    page.wait_for_timeout(300)
+    return page, events
+
+
+def console_errors(events):
+    """Console errors, page errors and warnings (headless WebGL's driver notes aside)."""
+    return [(t, m) for t, m in events["console"]
+            if t in ("error", "pageerror") or (t == "warning" and "GL Driver" not in m)]

@@ -22,7 +22,7 @@ from audit.metrics import weat
 from audit.metrics._slices import (chi2_permutation_pvalue, permutation_pvalue,
                                    rate_ratio_interval, slice_outcome_tests,
                                    weat_normal_pvalue)
-from conftest import load_findings
+from conftest import console_errors, load_findings, open_report
 
 FAST = {"leakage": {"cv": 3, "n_permutations": 19, "n_bootstrap": 0}}
 NOMINAL = 0.05      # the documented false-alarm level: settings.alpha
@@ -377,28 +377,14 @@ def test_weat_on_metadata_selections_end_to_end(weat_run):
 
 
 @pytest.mark.browser
-def test_bias_section_renders_in_chromium(weat_run):
-    from test_report_browser import CHROMIUM, ARGS, errors  # noqa: F401
-    sync_api = pytest.importorskip("playwright.sync_api")
-    from pathlib import Path
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+def test_bias_section_renders_in_chromium(weat_run, browser):
     _, out = weat_run
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = b.new_page(viewport={"width": 1280, "height": 900})
-        events = []
-        page.on("console", lambda m: events.append((m.type, m.text)))
-        page.on("pageerror", lambda e: events.append(("pageerror", str(e))))
-        page.goto((out / "report.html").resolve().as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= "
-                               "document.querySelectorAll('div.figure').length", timeout=30000)
-        figs = page.locator("#check-bias div.figure")
-        assert figs.count() >= 5                # leakage, heatmap, disparity, slices, WEAT
-        assert page.locator("#check-bias .js-plotly-plot").count() == figs.count()
-        assert [e for e in events if e[0] in ("error", "pageerror")
-                or (e[0] == "warning" and "GL Driver" not in e[1])] == []
-        b.close()
+    page, events = open_report(browser, out / "report.html")
+    figs = page.locator("#check-bias div.figure")
+    assert figs.count() >= 5                # leakage, heatmap, disparity, slices, WEAT
+    assert page.locator("#check-bias .js-plotly-plot").count() == figs.count()
+    assert console_errors(events) == []
+    page.close()
 
 
 # ---------------------------------------------------------------------------- statistics

@@ -13,6 +13,7 @@ from audit.checks import build_checks, run_check
 from audit.config import GeometryConfig
 from audit.context import Context
 from audit.latents import LatentSet
+from conftest import console_errors, open_report
 
 FAST = {"disentanglement": False, "n_bootstrap": 100, "n_permutations": 40, "grid_pairs": 1}
 
@@ -377,38 +378,23 @@ def test_demo_joint_directions_match_interventions_on_the_generator(demo_out):
 
 
 @pytest.mark.browser
-def test_demo_section_renders_without_console_errors(demo_out):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian's chromium is not installed")
+def test_demo_section_renders_without_console_errors(demo_out, browser):
     _, out = demo_out
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium",
-                              args=["--headless", "--no-sandbox", "--disable-gpu",
-                                    "--disable-background-networking"])
-        page = b.new_page(viewport={"width": 1280, "height": 900})
-        events = []
-        page.on("console", lambda m: events.append((m.type, m.text)))
-        page.on("pageerror", lambda e: events.append(("pageerror", str(e))))
-        page.goto((out / "report.html").resolve().as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= "
-                               "document.querySelectorAll('div.figure').length", timeout=60000)
-        sec = page.locator("#check-entanglement")
-        n_fig = sec.locator("div.figure").count()
-        assert n_fig >= 5 and sec.locator(".js-plotly-plot").count() == n_fig
-        assert sec.locator(".slider-container").count() >= 1
-        assert "Probes" in sec.inner_text() and "disentanglement.mig" in sec.inner_text()
-        # move the first slider to its first step: its image changes
-        src = page.evaluate("""() => {
-            const gd = document.querySelector('#check-entanglement .slider-container')
-                               .closest('.js-plotly-plot');
-            const before = gd.layout.images[0].source;
-            const step = gd.layout.sliders[0].steps[0];
-            return Plotly.update(gd, step.args[0], step.args[1])
-                         .then(() => [before, gd.layout.images[0].source]);
-        }""")
-        assert src[0].startswith("data:image/png") and src[0] != src[1]
-        bad = [(t, m) for t, m in events
-               if t in ("error", "pageerror") or (t == "warning" and "GL Driver" not in m)]
-        assert bad == []
-        b.close()
+    page, events = open_report(browser, out / "report.html")
+    sec = page.locator("#check-entanglement")
+    n_fig = sec.locator("div.figure").count()
+    assert n_fig >= 5 and sec.locator(".js-plotly-plot").count() == n_fig
+    assert sec.locator(".slider-container").count() >= 1
+    assert "Probes" in sec.inner_text() and "disentanglement.mig" in sec.inner_text()
+    # move the first slider to its first step: its image changes
+    src = page.evaluate("""() => {
+        const gd = document.querySelector('#check-entanglement .slider-container')
+                           .closest('.js-plotly-plot');
+        const before = gd.layout.images[0].source;
+        const step = gd.layout.sliders[0].steps[0];
+        return Plotly.update(gd, step.args[0], step.args[1])
+                     .then(() => [before, gd.layout.images[0].source]);
+    }""")
+    assert src[0].startswith("data:image/png") and src[0] != src[1]
+    assert console_errors(events) == []
+    page.close()

@@ -9,42 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from conftest import console_errors, open_report
+
 XSS = "<img src=x onerror=alert(1)>"
 XSS2 = '"><script>window.__pwned=1</script>'
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def open_report(browser, path: Path):
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    events = {"console": [], "requests": [], "dialogs": []}
-    page.on("console", lambda m: events["console"].append((m.type, m.text)))
-    page.on("pageerror", lambda e: events["console"].append(("pageerror", str(e))))
-    page.on("request", lambda r: events["requests"].append(r.url))
-    page.on("dialog", lambda d: (events["dialogs"].append(d.message), d.dismiss()))
-    page.goto(path.resolve().as_uri())
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= "
-                           "document.querySelectorAll('div.figure').length", timeout=30000)
-    page.wait_for_timeout(300)
-    return page, events
-
-
 def errors(events):
-    return [(t, m) for t, m in events["console"]
-            if t in ("error", "pageerror") or (t == "warning" and "GL Driver" not in m)]
+    return console_errors(events)
 
 
 def test_demo_report_renders_offline(browser, demo_out):
