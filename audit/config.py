@@ -137,6 +137,24 @@ class NormalizeSpec(_Strict):
         return self
 
 
+class RaySpec(_Strict):
+    """Where and how ``engine: ray`` runs the encoder: a pool of Ray actors, each loading
+    the model once, fed by Ray Data ``map_batches``."""
+    address: str | None = Field(
+        None, description="ray.init(address=...): None starts a local Ray on this machine; "
+                          "'auto' or 'ray://head:10001' joins a running cluster (an "
+                          "already-initialised Ray is reused as it is)")
+    num_actors: int = Field(2, ge=1, le=4096, description="actors, each holding one copy "
+                                                          "of the model")
+    num_cpus_per_actor: float = Field(
+        0.5, gt=0, le=256, description="CPUs reserved per actor; fractional values let "
+                                       "actors and Ray Data's readers share a small machine")
+    num_gpus_per_actor: float = Field(0, ge=0, le=64, description="GPUs reserved per actor")
+    batch_size: int | None = Field(None, ge=1, le=65536,
+                                   description="rows per map_batches call (default: "
+                                               "encoder.batch_size)")
+
+
 MODEL_KINDS = ("torchscript", "export", "factory", "sentence_transformers")
 ENCODER_KINDS = ("demo_vae", "flatten") + MODEL_KINDS
 _FACTORY_RE = re.compile(r"^[^:\s][^:]*:[A-Za-z_][A-Za-z0-9_.]*$")
@@ -181,6 +199,10 @@ class EncoderConfig(_Strict):
     batch_size: int = Field(64, ge=1, le=65536)
     device: str = Field("auto", description="auto (cuda, then mps, else cpu), cpu, cuda, "
                                             "cuda:N or mps")
+    engine: Literal["local", "ray"] = Field(
+        "local", description="local: the in-process batch loop; ray: Ray Data map_batches "
+                             "over an actor pool (the optional 'ray' extra), same latents")
+    ray: RaySpec = Field(default_factory=RaySpec, description="settings of engine: ray")
 
     @field_validator("output", mode="before")
     @classmethod
@@ -225,6 +247,11 @@ class EncoderConfig(_Strict):
             if given:
                 raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} "
                                  "to torchscript, export and factory models only")
+        if "ray" in self.model_fields_set and self.engine != "ray":
+            raise ValueError("'ray' settings apply with engine: ray")
+        if self.engine == "ray" and kind not in MODEL_KINDS:
+            raise ValueError(f"engine: ray runs torchscript, export, factory and "
+                             f"sentence_transformers models, not {kind}")
         if (self.normalize is not None and len(self.normalize.mean) not in (1, self.channels)):
             raise ValueError(f"normalize has {len(self.normalize.mean)} values for "
                              f"{self.channels} channel(s)")
