@@ -116,18 +116,17 @@ def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet:
     docs/inputs.md; `data: {latents: DIR}` reads it back.
     """
     from .logs import setup_logging
-    from .pipeline import encode, write_store
+    from .pipeline import encode_store
     setup_logging(2 if debug else (0 if quiet else 1))
     try:
         cfg = load_config(config)
-        latent_set = encode(cfg)
-        write_store(latent_set, out, thumbnails=not no_thumbnails)
+        manifest = encode_store(cfg, out, thumbnails=not no_thumbnails)
     except AuditError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"latent-audit: error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(f"latent-audit: wrote {latent_set.n} × {latent_set.dim} latents to {out}",
+    click.echo(f"latent-audit: wrote {manifest['n']} × {manifest['dim']} latents to {out}",
                err=True)
 
 

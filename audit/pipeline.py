@@ -29,7 +29,8 @@ from .latents import LatentSet
 
 log = logging.getLogger("audit")
 
-__all__ = ["AuditRun", "run", "write_outputs", "load_sets", "encode", "write_store"]
+__all__ = ["AuditRun", "run", "write_outputs", "load_sets", "encode", "encode_store",
+           "write_store"]
 
 
 @dataclass
@@ -177,6 +178,36 @@ def encode(config: AuditConfig) -> LatentSet:
     inputs go through the encoder and its cache; precomputed latents are read as they are.
     """
     return _read_sets(config, {}, with_reference=False)[0]
+
+
+def encode_store(config: AuditConfig, out_dir: Path, *, thumbnails: bool = True
+                 ) -> dict[str, Any]:
+    """Encode the config's ``data`` into a latent store in ``out_dir``; return its manifest.
+
+    Image, table and text inputs stream from the encoder into the store batch by batch
+    (memory holds one shard, not the N×d matrix); other sources are read and written whole.
+    """
+    out_dir = Path(out_dir)
+    dc, enc = config.data, config.encoder
+    if enc is not None and enc.kind not in ("demo_vae", "flatten") and dc.kind in (
+            "images", "table", "text"):
+        from .data.store import read_manifest
+        from .encoders.encode import Encoders, encode_to_store
+        models = Encoders(enc, source=_source_name(config))
+        try:
+            with atomic_outputs(out_dir) as stage:
+                encode_to_store(dc, enc, stage / "store", section="data", models=models,
+                                cache=_cache_dir(config), source=_source_name(config),
+                                thumbnails=thumbnails)
+                for item in (stage / "store").iterdir():
+                    item.rename(stage / item.name)
+        finally:
+            models.close()
+        _drop_stale_shards(out_dir)
+        return read_manifest(out_dir)
+    write_store(encode(config), out_dir, thumbnails=thumbnails)
+    from .data.store import read_manifest
+    return read_manifest(out_dir)
 
 
 def load_sets(cfg: AuditConfig, artifacts: dict[str, Any] | None = None
