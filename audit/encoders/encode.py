@@ -369,13 +369,16 @@ def _stream(inputs: Inputs, enc: EncoderConfig, models: Encoders, *, corrupt: st
                                      unreadable=unreadable)
         else:
             batches = _row_batches(inputs, enc, model)
-    for z, idx, thumbs in batches:
-        z = np.asarray(z, dtype=np.float32)
-        _check_finite(z, len(kept), where)
-        ids = [inputs.ids[i] for i in idx]
-        for sink in sinks:
-            sink.append(z, ids, thumbs)
-        kept.extend(idx)
+    try:
+        for z, idx, thumbs in batches:
+            z = np.asarray(z, dtype=np.float32)
+            _check_finite(z, len(kept), where)
+            ids = [inputs.ids[i] for i in idx]
+            for sink in sinks:
+                sink.append(z, ids, thumbs)
+            kept.extend(idx)
+    finally:
+        batches.close()         # the Ray engine shuts down what it started, now
     if not kept:
         raise InputError(f"none of the {found} images could be read (first: {unreadable[0][0]}: "
                          f"{unreadable[0][1]})", source=inputs.source, key=key)
