@@ -161,3 +161,134 @@ def test_a_later_run_without_reference_drops_the_old_reference_store(write_case,
     assert (out / "reference-store" / "manifest.json").is_file()
     assert run_cli("run", write_case(x), "--out", out, "-q")[0] == 0
     assert not (out / "reference-store").exists() and (out / "store").is_dir()
+
+
+# ---- scale: shards, memory maps, the streaming writer, errors, atomicity ----------------
+
+def _store(tmp_path, n=23, dim=3, shard_rows=None, name="s", **kw):
+    z = np.random.default_rng(n).standard_normal((n, dim)).astype(np.float32)
+    ids = np.array([f"r{i}" for i in range(n)])
+    write_store(tmp_path / name, z, ids, pd.DataFrame({"k": np.arange(n)}),
+                shard_rows=shard_rows, **kw)
+    return tmp_path / name, z, ids
+
+
+def test_shard_round_trip_with_a_tiny_shard_size(tmp_path, monkeypatch):
+    from audit.data import store as store_mod
+    monkeypatch.setattr(store_mod, "SHARD_BYTES", 4 * 3 * 7)      # 7 rows of 3 floats
+    folder, z, ids = _store(tmp_path)
+    m = json.loads((folder / "manifest.json").read_text())
+    assert [s["rows"] for s in m["shards"]] == [7, 7, 7, 2]
+    for mmap in (False, True):              # several shards: one preallocated array
+        back = read_store(folder, mmap=mmap)
+        assert not isinstance(back.latents, np.memmap) and back.latents.flags.owndata
+        np.testing.assert_array_equal(back.latents, z)
+        assert list(back.ids) == list(ids)
+
+
+def test_one_shard_is_memory_mapped_when_asked(tmp_path):
+    folder, z, _ = _store(tmp_path, n=50, dim=4)
+    back = read_store(folder, mmap=True)
+    assert isinstance(back.latents, np.memmap) and not back.latents.flags.owndata
+    assert not back.latents.flags.writeable
+    np.testing.assert_array_equal(back.latents, z)
+    assert read_store(folder).latents.flags.owndata                 # default: in memory
+    from audit.data.store import load_store_set
+    ls = load_store_set(folder, None, section="data", mmap=True)
+    assert not ls.latents.flags.owndata and ls.n == 50
+
+
+def test_streaming_writer_equals_write_store(tmp_path):
+    from audit.data.store import StoreWriter
+    folder, z, ids = _store(tmp_path, n=41, dim=5, shard_rows=8, name="whole",
+                            thumbnails=np.full((41, 4, 4, 3), 7, np.uint8))
+    thumbs = np.full((41, 4, 4, 3), 7, np.uint8)
+    meta = pd.DataFrame({"k": np.arange(41)})
+    with StoreWriter(tmp_path / "streamed", shard_rows=8) as w:
+        for start in (0, 3, 20, 33):                               # uneven batches
+            stop = {0: 3, 3: 20, 20: 33, 33: 41}[start]
+            w.append(z[start:stop], ids[start:stop], meta.iloc[start:stop],
+                     thumbnails=thumbs[start:stop])
+    a = json.loads((folder / "manifest.json").read_text())
+    b = json.loads((tmp_path / "streamed" / "manifest.json").read_text())
+    for k in ("n", "dim", "dtype", "shards", "fingerprint", "thumbnails"):
+        assert a[k] == b[k], k
+    for s in a["shards"]:
+        np.testing.assert_array_equal(np.load(folder / s["file"]),
+                                      np.load(tmp_path / "streamed" / s["file"]))
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "metadata.parquet"),
+                                  pd.read_parquet(tmp_path / "streamed" / "metadata.parquet"))
+    np.testing.assert_array_equal(np.load(tmp_path / "streamed" / "thumbnails.npy"), thumbs)
+    assert a["fingerprint"] == audit.data.store.content_fingerprint(z, ids)
+
+
+def _edit_manifest(folder, **changes):
+    m = json.loads((folder / "manifest.json").read_text())
+    m.update(changes)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("damage,key,words", [
+    (lambda f: _edit_manifest(f, n=24), "shards", "shard row counts add up to 23, but n = 24"),
+    (lambda f: _edit_manifest(f, dim=4), None, "the manifest says (10, 4)"),
+    (lambda f: _edit_manifest(f, dim="3"), "dim", "must be a positive integer"),
+    (lambda f: _edit_manifest(f, dtype="float64"), "dtype", "holds float32"),
+    (lambda f: _edit_manifest(f, shards=[{"file": "latents/part-00000.npy"}]), "shards",
+     "list of {file, rows}"),
+    (lambda f: _edit_manifest(f, format="other"), "format", "not a latent store manifest"),
+    (lambda f: (f / "latents" / "part-00001.npy").unlink(), None,
+     "shard listed in the manifest is missing"),
+])
+def test_bad_manifest_or_shard_is_one_clear_error(tmp_path, damage, key, words):
+    folder, _, _ = _store(tmp_path, shard_rows=10)
+    damage(folder)
+    with pytest.raises(audit.InputError) as err:
+        read_store(folder, key="data.latents")
+    msg = str(err.value)
+    assert words in msg and "\n" not in msg, msg
+    if key is not None:
+        assert err.value.key == key and err.value.source.endswith("manifest.json")
+    else:
+        assert err.value.key == "data.latents" and ".npy" in err.value.source
+
+
+def test_nan_in_a_shard_names_the_shard(tmp_path):
+    folder, z, _ = _store(tmp_path, shard_rows=10)
+    bad = z[10:20].copy()
+    bad[4, 1] = np.nan
+    np.save(folder / "latents" / "part-00001.npy", bad)
+    for mmap in (False, True):
+        with pytest.raises(audit.InputError) as err:
+            read_store(folder, mmap=mmap)
+        assert err.value.source.endswith("part-00001.npy")
+        assert "contains NaN values in 1 row(s), first at row 4 of this shard (row 14 of " \
+               "the store)" in str(err.value)
+
+
+def test_a_failed_write_leaves_the_existing_store_intact(tmp_path):
+    from audit.data.store import StoreWriter
+    folder, z, ids = _store(tmp_path, shard_rows=10)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    with pytest.raises(RuntimeError, match="encoder crashed"):
+        with StoreWriter(folder, shard_rows=5) as w:
+            w.append(z[:12] + 1, ids[:12])          # two shards already on disk
+            raise RuntimeError("encoder crashed")
+    with pytest.raises(ValueError):                 # a bad batch mid-way
+        write_store(folder, np.zeros((3, 3, 1), np.float32), ids[:3])
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    np.testing.assert_array_equal(read_store(folder).latents, z)
+    assert [p.name for p in tmp_path.iterdir()] == ["s"]        # no temporary folders left
+
+    # a successful write replaces the store whole (no stale shards)
+    write_store(folder, z[:4], ids[:4])
+    assert [p.name for p in (folder / "latents").iterdir()] == ["part-00000.npy"]
+    assert read_store(folder).latents.shape == (4, 3)
+
+
+def test_a_writer_refuses_to_replace_a_folder_that_is_not_a_store(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(audit.InputError, match="exists and is not a latent store"):
+        write_store(tmp_path / "mine", np.ones((2, 2), np.float32), ["a", "b"])
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
