@@ -37,10 +37,11 @@ from pydantic import Field, model_validator
 from ..context import Context
 from ..findings import CheckResult, Finding
 from ..metrics import (MISSING_GROUP, benjamini_hochberg, probe_leakage, rate_disparity,
-                       representation_test, uncovered_mask, weat, wilson_interval)
+                       representation_test, weat, wilson_interval)
 from ..metrics._slices import (chi2_permutation_pvalue, permutation_pvalue,
                                rate_ratio_interval, slice_outcome_tests, weat_normal_pvalue)
 from .base import Check, CheckSettings, register
+from .coverage import reference_uncovered
 
 __all__ = ["BiasCheck", "Selection", "WeatTest", "group_labels"]
 
@@ -709,8 +710,9 @@ class _BiasRun:
         if self._unc_cache is False:
             ref = ctx.reference
             k = self.settings.disparity.coverage_k
+            # one pass over the shared kNN graphs (exact; see coverage.reference_uncovered)
             self._unc_cache = (None if ref is None or ref.n < k + 2 else
-                               uncovered_mask(ctx.reference_space, ctx.space, k=k))
+                               reference_uncovered(ctx, k)[0])
         return self._unc_cache
 
     def _disparity(self, ctx, ci, col, key, labels, names, edges, metrics):

@@ -43,7 +43,8 @@ from scipy.special import betaln, gammaln
 from ..context import Context
 from ..findings import CheckResult, Finding
 from ..metrics import (MISSING_GROUP, benjamini_hochberg, coverage, coverage_by_group, knn,
-                       poisson_deficit_pvalue, uncovered_mask, wilson_interval)
+                       poisson_deficit_pvalue, wilson_interval)
+from ..metrics._coverage import uncovered_from_graph
 from .base import Check, CheckSettings, register
 from .clusters import composition
 
@@ -52,6 +53,25 @@ __all__ = ["CoverageCheck", "depth_pvalue", "uncovered_depth", "chance_uncovered
 
 _MAX_VALUES = 30          # columns with more distinct values are left out of the cross-table
 _MEMORY = 256 * 2**20     # temporary memory budget of the coverage metrics
+
+
+def _seeded_rows(ctx: Context, n: int, cap: int, salt: int) -> np.ndarray:
+    """All of ``range(n)``, or a sorted seeded sample of ``cap`` of them."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(ctx.rng(salt).choice(n, cap, replace=False))
+
+
+def reference_uncovered(ctx: Context, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uncovered reference points (no data point strictly inside their k-NN ball) and
+    each searched point's distance to its nearest data point, from the shared graphs:
+    the radii from ``ctx.reference_knn``, the cross graph ``ctx.cross_knn`` certifying
+    covered points, and an exact search for the rest (see ``uncovered_from_graph``)."""
+    real, fake = ctx.reference_space, ctx.space
+    ref_d, _ = ctx.reference_knn
+    radii = ref_d[:, k - 1] if k <= ref_d.shape[1] else knn(real, k=k)[0][:, k - 1]
+    cross_d, cross_i = ctx.cross_knn
+    return uncovered_from_graph(real, fake, radii, cross_d, cross_i)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -92,12 +112,16 @@ def depth_pvalue(depth, n_ref: int, n_data: int) -> np.ndarray:
 
 
 def uncovered_depth(real: np.ndarray, fake: np.ndarray, rows: np.ndarray, *,
-                    max_depth: int) -> np.ndarray:
+                    max_depth: int, nearest: np.ndarray | None = None) -> np.ndarray:
     """For each reference point in ``rows``: how many other reference points are strictly
-    closer to it than its nearest data point (at most ``max_depth``)."""
+    closer to it than its nearest data point (at most ``max_depth``). ``nearest`` (the
+    distance of each of ``rows`` to its nearest data point) skips that search."""
     if rows.size == 0:
         return np.zeros(0, dtype=np.int64)
-    dn, _ = knn(real[rows], y=fake, k=1)
+    if nearest is None:
+        dn, _ = knn(real[rows], y=fake, k=1)
+    else:
+        dn = np.asarray(nearest, dtype=np.float64).reshape(-1, 1)
     kk = int(min(max_depth + 1, len(real)))
     dr, _ = knn(real[rows], y=real, k=kk)                 # includes the point itself
     return np.maximum((dr < dn).sum(axis=1) - 1, 0).astype(np.int64)
@@ -164,7 +188,12 @@ def bin_columns(data: pd.DataFrame, reference: pd.DataFrame | None, columns: lis
             continue
 
         def lab(s: pd.Series) -> pd.Series:
-            return s.astype(object).map(lambda v: MISSING_GROUP if _is_missing(v) else str(v))
+            # one str() per distinct value, not per row
+            codes, uniq = pd.factorize(s.astype(object), use_na_sentinel=True)
+            names = np.array([str(v) for v in uniq] + [MISSING_GROUP], dtype=object)
+            miss = np.array([_is_missing(v) for v in uniq] + [True], dtype=bool)
+            names[miss] = MISSING_GROUP
+            return pd.Series(names[codes], index=s.index, dtype=object)
         dl = lab(d)
         rl = lab(r) if r is not None else None
         order = list(pd.unique(pd.concat([dl, rl]) if rl is not None else dl))
@@ -276,6 +305,10 @@ class CoverageCheck(Check):
             "attribute / protected columns in the cross-table (the first ones listed)"))
         max_findings: int = Field(30, ge=1, le=1000, description=(
             "findings listed per kind (gap regions, groups, combinations)"))
+        prdc_sample: int = Field(10_000, ge=100, description=(
+            "precision, recall and density (which need every data-reference distance) use "
+            "a seeded sample of at most this many points of the larger set, and the same "
+            "share of the other; coverage, the gap regions and the groups use every point"))
 
     def _columns(self, ctx: Context) -> list[str]:
         meta = ctx.data.metadata
@@ -307,17 +340,43 @@ class CoverageCheck(Check):
         if k < 1:
             raise ValueError(f"coverage needs at least 2 points in the data and in the "
                              f"reference (have {n} and {m_ref})")
-        block = int(max(16, min(4096, _MEMORY // (24 * max(m_ref, n)))))
-        four = coverage(real, fake, k=k, block_size=block)
-        unc = uncovered_mask(real, fake, k=k, block_size=block)
+        # coverage, per reference point, on every point: one pass over the shared graphs
+        unc, nearest = reference_uncovered(ctx, k)
         chance = chance_uncovered_rate(m_ref, n, k)
+        # precision, recall, density: exact prdc on a seeded sample (the same share of each
+        # set, so the k-NN radii keep their scale), or on everything when small enough
+        share = min(1.0, s.prdc_sample / max(m_ref, n))
+        rs = _seeded_rows(ctx, m_ref, max(k + 1, int(round(share * m_ref))), salt=52)
+        fs = _seeded_rows(ctx, n, max(k + 1, int(round(share * n))), salt=53)
+        sr, sf = real[rs], fake[fs]
+        block = int(max(16, min(4096, _MEMORY // (24 * max(len(sr), len(sf))))))
+        four = coverage(sr, sf, k=k, block_size=block)
+        four["coverage"] = float(1.0 - unc.mean())
         metrics.update({f"coverage.{key}": float(v) for key, v in four.items()})
         metrics["coverage.coverage_null"] = 1.0 - chance
+        sampled = len(rs) < m_ref or len(fs) < n
+        tables["prdc_sample"] = {"reference": int(len(rs)), "data": int(len(fs)),
+                                 "sampled": bool(sampled)}
+        if sampled:
+            note = (f"Precision, recall and density are computed on a seeded sample of "
+                    f"{len(fs):,} of {n:,} data points and {len(rs):,} of {m_ref:,} "
+                    f"reference points (the same share of each; setting prdc_sample = "
+                    f"{s.prdc_sample:,}): they need every data-reference distance. Coverage, "
+                    "the gap regions and the groups use every point.")
+            tables["prdc_note"] = note
+            findings.append(Finding(
+                id="coverage-prdc-sample", check=self.name, severity="info",
+                title=f"Precision, recall and density on a sample of {len(fs):,} data and "
+                      f"{len(rs):,} reference points",
+                summary=note, metric="coverage.precision", value=float(four["precision"]),
+                subjects={"sample_data": int(len(fs)), "sample_reference": int(len(rs)),
+                          "n_data": int(n), "n_reference": int(m_ref)}))
 
         # depth test of every uncovered point; covered points get p = 1
         rows = np.flatnonzero(unc)
         depth = np.zeros(m_ref, dtype=np.int64)
-        depth[rows] = uncovered_depth(real, fake, rows, max_depth=s.max_depth)
+        depth[rows] = uncovered_depth(real, fake, rows, max_depth=s.max_depth,
+                                      nearest=nearest[rows])
         pvals = np.ones(m_ref)
         pvals[rows] = depth_pvalue(depth[rows], m_ref, n)
         qvals = np.minimum(pvals * m_ref, 1.0)          # Bonferroni over the reference

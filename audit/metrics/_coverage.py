@@ -21,11 +21,13 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ._stats import wilson_interval
 from ._validation import validate_int, validate_labels, validate_matrix
 
-__all__ = ["coverage", "knn_radii", "uncovered_mask", "coverage_by_group", "MISSING_GROUP"]
+__all__ = ["coverage", "knn_radii", "uncovered_mask", "uncovered_from_graph",
+           "coverage_by_group", "MISSING_GROUP"]
 
 #: Group name given to ``None``/NaN labels by :func:`coverage_by_group`.
 MISSING_GROUP = "<missing>"
@@ -353,6 +355,72 @@ def uncovered_mask(real, fake, *, k: int = 5, block_size: int = 4096) -> np.ndar
     return ~covered
 
 
+def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`uncovered_mask` from neighbour graphs that are already computed, in one pass.
+
+    A real point ``i`` is covered when some fake point lies strictly inside
+    ``B(real_i, radii[i])``. Every (fake point, real neighbour) pair of the cross graph
+    that is closer than the real point's radius certifies a covered point at the cost
+    of a comparison. Only the real points left uncertified are searched exactly: their
+    nearest fake point is found with :func:`~audit.metrics.knn` (blocked, exact). The
+    cost is ``O(n_fake * k_cross)`` plus ``O(n_uncertified * n_fake * n_features)``
+    instead of ``O(n_real * (n_real + n_fake) * n_features)``, and the answer is exact:
+    a pair the graph lacks can only add covered points, and those are found by the
+    search.
+
+    Parameters
+    ----------
+    real : array-like of shape (n_real, n_features)
+        Reference points.
+    fake : array-like of shape (n_fake, n_features)
+        Points to evaluate.
+    radii : array-like of shape (n_real,)
+        k-NN radius of every real point in its own set (the ``k - 1``-th column of a
+        self-excluding kNN graph of ``real`` is ``prdc``'s radius for ``k``).
+    cross_distances, cross_indices : array-like of shape (n_fake, k_cross)
+        For every fake point, distances to and indices of some of its nearest real
+        points (any number; more certify more points).
+
+    Returns
+    -------
+    uncovered : ndarray of bool, shape (n_real,)
+        As :func:`uncovered_mask` with these radii.
+    nearest : ndarray of shape (n_real,)
+        Distance from each real point to its nearest fake point where it was searched
+        (every uncovered point, and the uncertified covered ones); ``nan`` elsewhere.
+
+    Examples
+    --------
+    >>> real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> fake = np.array([[0.5], [10.0]])
+    >>> r = knn_radii(real, k=1)
+    >>> d, i = np.array([[0.5], [7.0]]), np.array([[0], [3]])
+    >>> unc, near = uncovered_from_graph(real, fake, r, d, i)
+    >>> unc.tolist(), near.tolist()
+    ([False, False, True, True], [nan, 0.5, 1.5, 2.5])
+    """
+    from ._neighbors import knn
+    real, fake = _check_pair(real, fake)
+    radii = np.asarray(radii, dtype=np.float64)
+    cd = np.asarray(cross_distances, dtype=np.float64)
+    ci = np.asarray(cross_indices, dtype=np.int64)
+    if radii.shape != (real.shape[0],):
+        raise ValueError(f"radii has shape {radii.shape}, expected ({real.shape[0]},)")
+    if cd.shape != ci.shape or cd.ndim != 2 or cd.shape[0] != fake.shape[0]:
+        raise ValueError(f"cross graph shapes {cd.shape} / {ci.shape} do not match "
+                         f"{fake.shape[0]} fake points")
+    covered = np.zeros(real.shape[0], dtype=bool)
+    inside = cd < radii[ci]
+    covered[ci[inside]] = True
+    nearest = np.full(real.shape[0], np.nan)
+    rows = np.flatnonzero(~covered)
+    if rows.size:
+        nearest[rows] = knn(real[rows], y=fake, k=1)[0][:, 0]
+        covered[rows] = nearest[rows] < radii[rows]
+    return ~covered, nearest
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
@@ -409,27 +477,22 @@ def coverage_by_group(uncovered, groups, *, confidence: float = 0.95) -> dict:
         mask = mask.astype(bool)
     labels = validate_labels(groups, "groups", n=mask.shape[0])
 
-    order: list[Any] = []
-    n_by: dict[Any, int] = {}
-    covered_by: dict[Any, int] = {}
-    has_missing = False
-    for label, unc in zip(labels.tolist(), mask.tolist()):
-        if isinstance(label, np.generic):  # object arrays keep numpy scalars
-            label = label.item()
-        if _is_missing(label):
-            has_missing = True
-            label = None
-        elif label == MISSING_GROUP:
-            raise ValueError(f"groups uses the label {MISSING_GROUP!r}, which is reserved "
-                             "for missing (None/NaN) labels")
-        if label not in n_by:
-            order.append(label)
-            n_by[label] = 0
-            covered_by[label] = 0
-        n_by[label] += 1
-        covered_by[label] += not unc
-
-    present = [g for g in order if g is not None]
+    flat = labels.astype(object) if labels.dtype.kind not in "OUSb" else labels
+    missing = pd.isna(pd.Series(flat, dtype=object)).to_numpy()
+    has_missing = bool(missing.any())
+    codes, uniques = pd.factorize(pd.Series(flat[~missing], dtype=object), sort=False)
+    uniques = [u.item() if isinstance(u, np.generic) else u for u in uniques]
+    if any(isinstance(u, str) and u == MISSING_GROUP for u in uniques):
+        raise ValueError(f"groups uses the label {MISSING_GROUP!r}, which is reserved "
+                         "for missing (None/NaN) labels")
+    n_code = np.bincount(codes, minlength=len(uniques))
+    cov_code = np.bincount(codes, weights=~mask[~missing], minlength=len(uniques))
+    n_by: dict[Any, int] = {u: int(c) for u, c in zip(uniques, n_code)}
+    covered_by: dict[Any, int] = {u: int(round(c)) for u, c in zip(uniques, cov_code)}
+    if has_missing:
+        n_by[None] = int(missing.sum())
+        covered_by[None] = int((~mask[missing]).sum())
+    present = list(uniques)
     try:
         present = sorted(present)
     except TypeError:
