@@ -61,7 +61,7 @@ OTHER = "<other>"
 _KEY_RE = re.compile(r"[^A-Za-z0-9_\-]")
 # Salts of ctx.rng: one per random stage, so adding a stage never changes another's draws.
 _SALT = {"rows": 501, "probe": 502, "joint": 503, "reencode": 504, "dci": 505, "dead": 506,
-         "consistency": 507, "grid": 508, "dead_boot": 509}
+         "consistency": 507, "grid": 508, "dead_boot": 509, "factor_rows": 510}
 _SCORE_NOTES = {
     "disentanglement.mig": "Mutual information gap: per attribute, the MI of the best latent "
                            "dimension minus the second best, over the attribute's entropy "
@@ -249,6 +249,20 @@ def _scaler(latents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 1e-12 * max(std.max(), 1e-30), std, 1.0)
 
 
+def _column_variance(x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """``x.var(axis=0)`` in float64, two passes over row chunks (no N×d float64 copy)."""
+    n = x.shape[0]
+    mean = np.zeros(x.shape[1])
+    for start in range(0, n, chunk):
+        mean += x[start:start + chunk].sum(axis=0, dtype=np.float64)
+    mean /= n
+    ss = np.zeros(x.shape[1])
+    for start in range(0, n, chunk):
+        c = x[start:start + chunk].astype(np.float64) - mean
+        ss += np.einsum("ij,ij->j", c, c)
+    return ss / n
+
+
 def _seed(ctx: Context, stage: str) -> int:
     return int(ctx.rng(_SALT[stage]).integers(np.iinfo(np.int32).max))
 
@@ -338,8 +352,13 @@ class EntanglementCheck(Check):
         mi_bins: int = Field(20, ge=2, le=200, description=(
             "equal-width bins per latent dimension for mutual information (as "
             "disentanglement_lib)"))
-        dci_max_rows: int = Field(2000, ge=50, description=(
-            "DCI and SAP use a seeded sample of at most this many rows"))
+        dci_max_rows: int = Field(1000, ge=50, description=(
+            "DCI and SAP use a seeded sample of at most this many rows (DCI fits one "
+            "100-tree gradient-boosted classifier per attribute level: its cost grows "
+            "with this, not with N)"))
+        factor_max_rows: int = Field(50_000, ge=100, description=(
+            "the MI map, MIG and modularity use a seeded sample of at most this many rows "
+            "(dead dimensions use every row)"))
         dead_variance_ratio: float = Field(0.01, gt=0, lt=1, description=(
             "a dimension is dead when its variance is significantly below this share of "
             "the median dimension's variance ..."))
@@ -643,6 +662,11 @@ class EntanglementCheck(Check):
         if rows.size < 20:
             notes.append("Too few rows have every attribute for the factor-based scores.")
             return None
+        if rows.size > s.factor_max_rows:
+            notes.append(f"The MI map and the disentanglement scores use a seeded sample of "
+                         f"{s.factor_max_rows:,} of the {rows.size:,} rows with every "
+                         f"attribute (setting factor_max_rows).")
+            rows = _subsample(ctx, rows, s.factor_max_rows, "factor_rows")
         cols, kept, how = [], [], []
         for a in usable:
             v = a.values[rows]
@@ -669,14 +693,14 @@ class EntanglementCheck(Check):
         out: dict[str, Any] = {"attrs": kept, "rows": rows, "nmi": nmi, "how": how,
                                "scores": {}, "score_notes": []}
         # dead dimensions: variance relative to the median dimension, bootstrap on log scale
-        lat = ctx.data.latents.astype(np.float64)
-        var = lat.var(axis=0)
+        lat = ctx.data.latents
+        var = _column_variance(lat)
         ref = np.median(var[var > 0]) if np.any(var > 0) else 0.0
         out["variance_ratio"] = var / ref if ref > 0 else np.full(var.shape, np.nan)
         if ref > 0:
             rng = ctx.rng(_SALT["dead_boot"])
             brow = _subsample(ctx, np.arange(ctx.n), 5000, "dead")
-            sub = lat[brow]
+            sub = lat[brow].astype(np.float64)
             logs = np.empty((s.n_bootstrap, lat.shape[1]))
             with np.errstate(divide="ignore"):
                 for i in range(s.n_bootstrap):
@@ -870,7 +894,7 @@ class EntanglementCheck(Check):
         if joint is None:
             return out
         data = ctx.data
-        mean, std = _scaler(data.latents)
+        mean, std = ctx._scaler          # the cached scaler behind ctx.standardized
         attrs, rows = joint["attrs"], joint["rows"]
         names = joint["names"]
         W, dirs = joint["probes"], joint["directions"]
