@@ -16,7 +16,10 @@ Reading it needs only NumPy and a Parquet reader::
     z = np.concatenate([np.load(f"STORE/{s['file']}") for s in m["shards"]])
     meta = pd.read_parquet("STORE/metadata.parquet")      # meta["id"][i] is row i of z
 
-The full description is in docs/inputs.md.
+``StoreWriter`` writes one batch by batch in constant memory (a shard every ``SHARD_BYTES``)
+and atomically (a temporary folder renamed into place); ``read_store`` reads the shards by
+memory map into one preallocated array, or returns a single shard memory-mapped
+(``mmap=True``). The full description is in docs/inputs.md and docs/scale.md.
 """
 from __future__ import annotations
 
