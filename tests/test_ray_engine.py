@@ -5,6 +5,7 @@ One local Ray (2 CPUs) serves the module; the engine reuses it and leaves it run
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
@@ -119,3 +120,29 @@ def test_missing_ray_names_the_extra(monkeypatch):
     msg = str(err.value)
     assert err.value.key == "encoder.engine" and "pip install 'latent-audit[ray]'" in msg
     assert "\n" not in msg
+
+
+def test_actor_errors_come_back_as_data(tmp_path):
+    """An actor cannot raise our errors through Ray Data (their type is lost): it returns
+    them as a column, and the driver raises the same one-line error in row order."""
+    from PIL import Image
+
+    from audit.config import EncoderConfig
+    from audit.encoders.ray_engine import _EncodeActor
+    mod = model_module(tmp_path)
+    torch.manual_seed(0)
+    save_forms(mod.build(), tmp_path)
+    for i, size in enumerate((16, 20)):
+        Image.fromarray(np.zeros((size, size, 3), np.uint8)).save(tmp_path / f"m{i}.png")
+    batch = {"row": np.arange(2), "id": np.array(["m0.png", "m1.png"], dtype=object)}
+    enc = EncoderConfig(torchscript=tmp_path / "model.pt", output=1, engine="ray")
+    out = _EncodeActor(enc, "cfg.yaml", kind="images", key="data.images",
+                       folder=str(tmp_path))(batch)
+    err = json.loads(out["error"][0])
+    assert err["key"] == "encoder.image_size"
+    assert err["message"].startswith("images differ in size (m0.png: 16×16, m1.png: 20×20)")
+    assert set(out) >= {"row", "ok", "z", "thumb", "desc"}
+    bad = EncoderConfig(torchscript=tmp_path / "nowhere.pt", engine="ray")      # load fails
+    out = _EncodeActor(bad, str(tmp_path / "cfg.yaml"), kind="images", key="data.images",
+                       folder=str(tmp_path))(batch)
+    assert json.loads(out["error"][0])["key"] == "encoder.torchscript" and not out["ok"].any()

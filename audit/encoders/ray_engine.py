@@ -98,14 +98,18 @@ class _EncodeActor:
         from .encode import Encoders, _image_settings, check_table_model, normalizer
         self.enc, self.kind, self.key, self.source = enc, kind, key, source
         self.folder, self.load, self.columns = folder, load, columns
-        self.model = Encoders(enc, source=source).get()
-        fixed = getattr(self.model, "fixed_batch", None)
-        self.chunk = fixed or enc.batch_size
-        if kind == "images":
-            self.size, _ = _image_settings(None, enc, self.model, key)
-            self.norm = normalizer(enc)
-        elif kind == "table":
-            check_table_model(SimpleNamespace(columns=columns), self.model)
+        self.error: AuditError | None = None
+        try:
+            self.model = Encoders(enc, source=source).get()
+            fixed = getattr(self.model, "fixed_batch", None)
+            self.chunk = fixed or enc.batch_size
+            if kind == "images":
+                self.size, _ = _image_settings(None, enc, self.model, key)
+                self.norm = normalizer(enc)
+            elif kind == "table":
+                check_table_model(SimpleNamespace(columns=columns), self.model)
+        except AuditError as exc:
+            self.error = exc          # reported with the first batch (see __call__)
 
     def _describe(self) -> str:
         return json.dumps(self.model.describe(), default=str)
@@ -117,7 +121,26 @@ class _EncodeActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = np.asarray(batch["row"], dtype=np.int64)
         b = len(rows)
-        out: dict[str, Any] = {"row": rows}
+        try:
+            if self.error is not None:
+                raise self.error
+            return self._call(batch, rows)
+        except AuditError as exc:
+            # Ray does not carry the exception's type back through Ray Data: send it as
+            # data, and the driver raises it in row order
+            out: dict[str, Any] = {
+                "row": rows, "ok": np.zeros(b, bool), "reason": np.full(b, "", dtype=object),
+                "z": np.full(b, b"", dtype=object), "desc": np.full(b, "", dtype=object),
+                "error": np.full(b, json.dumps({"message": exc.message, "source": exc.source,
+                                                "key": exc.key}), dtype=object)}
+            if self.kind == "images":
+                out.update(thumb=np.zeros((b, THUMB_SIZE, THUMB_SIZE, 3), np.uint8),
+                           h=np.zeros(b, np.int64), w=np.zeros(b, np.int64))
+            return out
+
+    def _call(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        b = len(rows)
+        out: dict[str, Any] = {"row": rows, "error": np.full(b, "", dtype=object)}
         if self.kind == "images":
             z = self._images(batch, out)
         elif self.kind == "table":
@@ -242,7 +265,7 @@ class RayEncoding:
             ctx.enable_progress_bars = False
             ctx.print_on_execution_start = False
             ctx.execution_options.preserve_order = True      # stream in row order
-            data_log.setLevel(logging.ERROR)
+            data_log.setLevel(logging.CRITICAL)     # failures come back as our own errors
             try:
                 yield from self._collect(self._dataset())
             except Exception as exc:
@@ -281,6 +304,8 @@ class RayEncoding:
                 if not np.array_equal(rows, np.arange(expected, expected + len(rows))):
                     raise RuntimeError("the Ray engine lost rows (not contiguous)")
                 expected += len(rows)
+                if len(rows) and b["error"][0]:
+                    raise InputError(**json.loads(b["error"][0]))
                 idx, zs, thumbs = [], [], []
                 for j, r in enumerate(rows):
                     r = int(r)
