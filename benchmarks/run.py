@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -40,6 +41,30 @@ def machine() -> str:
             f"{platform.python_version()}; {vers}")
 
 
+def growth_lines(rows: list[dict]) -> list[str]:
+    """How time grows with N: per d, the time ratio per 10× N between consecutive sizes
+    (10 = linear, 100 = quadratic), for the whole audit and for the checks alone."""
+    out = []
+    for d in sorted({r["d"] for r in rows}):
+        rs = sorted((r for r in rows if r["d"] == d), key=lambda r: r["n"])
+        parts = []
+        for a, b in zip(rs, rs[1:]):
+            decades = math.log10(b["n"] / a["n"])
+            if decades <= 0:
+                continue
+
+            def per10(key_a: float, key_b: float) -> str:
+                return (f"{(key_b / key_a) ** (1 / decades):.1f}×" if key_a > 0 and key_b > 0
+                        else "n/a")
+            checks = [sum(v for k, v in r["stages_s"].items() if k.startswith("check."))
+                      for r in (a, b)]
+            parts.append(f"{a['n']:,} → {b['n']:,}: total {per10(a['wall_s'], b['wall_s'])}, "
+                         f"checks {per10(*checks)} per 10× N")
+        if parts:
+            out.append(f"Growth, d = {d} (10× = linear): " + "; ".join(parts) + ".")
+    return out + ([""] if out else [])
+
+
 def render(results: dict[str, dict]) -> str:
     lines = ["# Benchmark results", "",
              f"Recorded {datetime.now(timezone.utc):%Y-%m-%d} on: {machine()}.", "",
@@ -60,6 +85,7 @@ def render(results: dict[str, dict]) -> str:
                          f"| {r['report_mib']:.1f} | "
                          + ", ".join(f"{k} {v:.1f}" for k, v in top) + " |")
         lines.append("")
+        lines += growth_lines(pipe["rows"])
     for name, res in sorted(results.items()):
         if name == "pipeline":
             continue

@@ -35,6 +35,7 @@ __all__ = ["HolesCheck", "hole_subspace_dims"]
 _MIN_POINTS = 50
 _DECODED_HOLES = 8
 _DECODED_RIM = 3
+_CHUNK = 65_536          # rows projected at a time
 
 
 def hole_subspace_dims(explained_variance_ratio: np.ndarray, variance: float,
@@ -97,7 +98,10 @@ class HolesCheck(Check):
         max_dims = int(min(ctx.space_dims, pca.n_components_))
         p = hole_subspace_dims(pca.explained_variance_ratio_, self.settings.subspace_variance,
                                max_dims)
-        h = pca.transform(ctx.scale(ctx.data.latents))[:, :p].astype(np.float64)
+        lat = ctx.data.latents
+        h = np.empty((len(lat), p))
+        for start in range(0, len(lat), _CHUNK):      # no N×d float64 copy of the latents
+            h[start:start + _CHUNK] = pca.transform(ctx.scale(lat[start:start + _CHUNK]))[:, :p]
         if p == ctx.space.shape[1]:
             m = float(ctx.intrinsic_dim)           # same distances: the space, rotated
         else:
@@ -221,8 +225,9 @@ class HolesCheck(Check):
         c = np.array([r.center for r in regions])
         kk = int(min(len(h), max(self.settings.rim_points, 2 * h.shape[1] + 2)))
         _, nb = knn(c, y=h, k=kk)
-        lat = ctx.data.latents.astype(np.float64)
-        return np.array([affine_weights(h[nb[g]], c[g]) @ lat[nb[g]] for g in range(len(c))])
+        lat = ctx.data.latents
+        return np.array([affine_weights(h[nb[g]], c[g]) @ lat[nb[g]].astype(np.float64)
+                         for g in range(len(c))])
 
     def _decode(self, ctx: Context, centres: np.ndarray, regions):
         """What the decoder produces at each hole's centre and at a few rim points."""

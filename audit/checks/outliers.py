@@ -20,6 +20,9 @@ from ..metrics import knn, knn_distance_score
 from .base import Check, CheckSettings, register
 
 
+_BOOT_VALUES = 1 << 24    # resampled neighbour values held at once by the bootstrap
+
+
 def isolation_ratio(scores: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
     """Each point's kNN distance over the median kNN distance of its neighbours."""
     local = np.median(scores[neighbours], axis=1)
@@ -32,6 +35,12 @@ def bootstrap_ratio_ci(scores: np.ndarray, neighbours: np.ndarray, rows: np.ndar
     """Percentile interval of the isolation ratio, resampling each row's neighbours."""
     if rows.size == 0:
         return np.empty((0, 2))
+    chunk = max(1, _BOOT_VALUES // (n_boot * neighbours.shape[1]))
+    if rows.size > chunk:        # bounded memory: many candidates go in row chunks
+        return np.concatenate([bootstrap_ratio_ci(scores, neighbours, rows[s:s + chunk],
+                                                  rng=rng, n_boot=n_boot,
+                                                  confidence=confidence)
+                               for s in range(0, rows.size, chunk)])
     k = neighbours.shape[1]
     nb = scores[neighbours[rows]]                              # (r, k)
     pick = rng.integers(0, k, size=(n_boot, rows.size, k))
