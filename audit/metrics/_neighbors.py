@@ -1,7 +1,9 @@
 """Exact k-nearest neighbours by blocked matrix products, and what follows from them."""
 from __future__ import annotations
 
+import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -102,9 +104,10 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         in_samp = torch.zeros(n_ref + tile, dtype=torch.bool)
         in_samp[samp_t] = True
         ys, ys_sq = yt[samp_t], y_sq[samp_t]
-        buf = torch.empty(block, tile)
         group_offsets = torch.arange(_GROUPS) * (tile // _GROUPS)
-    for start in range(0, n_q, block):
+    local = threading.local()
+
+    def run_block(start: int) -> None:
         stop = min(start + block, n_q)
         b = stop - start
         q = torch.from_numpy(x[start:stop])
@@ -118,8 +121,10 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
             top = torch.topk(s, m, dim=1, largest=False, sorted=True)
             best_v, best_i = top.values, top.indices
         else:
+            if not hasattr(local, "buf"):
+                local.buf = torch.empty(block, tile)
             best_v, best_i = _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp,
-                                           samp_t, in_samp, buf, group_offsets, m,
+                                           samp_t, in_samp, local.buf, group_offsets, m,
                                            self_search)
         cand = best_i.numpy()
         diff = q64[:, None, :] - y[cand].astype(np.float64)
@@ -130,7 +135,7 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         out_d[start:stop] = np.take_along_axis(exact, order, 1)
         out_i[start:stop] = np.take_along_axis(cand, order, 1)
         if m >= n_ref:
-            continue
+            return
         # Every true neighbour has a float32 score within `bound` (the k-th exact distance
         # plus the float32 error of |q|^2 + |y|^2 - 2 q.y). If the m-th candidate is also
         # within it, more points may tie with the k-th than the candidates hold: the row
@@ -142,6 +147,16 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         if crowded.size:
             _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search,
                           max(tile, 4096), out_d, out_i)
+
+    # Blocks run side by side, one thread each: the many small tile operations would
+    # otherwise each wait at a parallel barrier, which stalls badly on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(run_block, range(0, n_q, block)))
+    finally:
+        torch.set_num_threads(threads)
     return out_d, out_i
 
 
