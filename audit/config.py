@@ -286,7 +286,9 @@ class GeometryConfig(_Strict):
                                                            "this many points, the rest predicted")
     min_cluster_size: int | None = Field(None, ge=2, description="default: max(15, 1% of N)")
     min_samples: int | None = Field(None, ge=1)
-    plot_points: int = Field(50000, ge=100, description="points drawn in the report's map")
+    plot_points: int = Field(200_000, ge=100, description=(
+        "points drawn in the report's map (WebGL); beyond it a seeded sample is drawn over "
+        "a density layer of all points"))
 
 
 class GateConfig(_Strict):

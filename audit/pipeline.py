@@ -266,16 +266,28 @@ def _density_grid(coords: np.ndarray, bins: int = DENSITY_BINS) -> dict[str, Any
             "n": int(len(coords))}
 
 
+_EVIDENCE_SHOWN = 1000      # evidence points per finding that the drawn sample keeps
+
+
 def _plot_sample(ctx: Context, checks: list, cap: int) -> np.ndarray:
-    """Rows drawn on the map: every point a finding refers to (evidence of every finding,
-    cluster exemplars), then points some check flagged, then a seeded sample, ``cap`` in
-    all (more only when the findings alone refer to more)."""
+    """Rows drawn on the map: the points each finding refers to (its evidence, at most
+    ``_EVIDENCE_SHOWN`` per finding, and the cluster exemplars), then points some check
+    flagged, then a seeded sample; ``cap`` in all."""
     n = ctx.n
     if n <= cap:
         return np.arange(n)
     pos = {s: i for i, s in enumerate(ctx.data.ids.tolist())}
-    must = {pos[e] for c in checks for f in c.findings for e in f.evidence_ids if e in pos}
+    pick = ctx.rng(6)
+    must: set[int] = set()
+    for c in checks:
+        for f in c.findings:
+            ev = [pos[e] for e in f.evidence_ids if e in pos]
+            if len(ev) > _EVIDENCE_SHOWN:
+                ev = pick.choice(ev, _EVIDENCE_SHOWN, replace=False).tolist()
+            must.update(ev)
     must.update(int(i) for ex in ctx.clusters.exemplars.values() for i in ex)
+    if len(must) > cap:
+        must = set(pick.choice(sorted(must), cap, replace=False).tolist())
     keep = np.zeros(n, dtype=bool)
     keep[list(must)] = True
     rng = ctx.rng(5)

@@ -487,10 +487,13 @@ class CoverageCheck(Check):
                               "rest_coverage": row["rest"]},
                     evidence_ids=tuple(str(i) for i in ev)))
 
-        # the joint map: every uncovered reference point, covered ones up to the cap
-        cap = int(ctx.settings.plot_points)
+        # the joint map: uncovered reference points first, covered ones up to the cap
+        # (at most 50,000 reference points: this figure embeds them as plain lists)
+        cap = int(min(ctx.settings.plot_points, 50_000))
         show = np.arange(m_ref)
         if m_ref > cap:
+            if rows.size > cap:
+                rows = np.sort(ctx.rng(52).choice(rows, cap, replace=False))
             cov_rows = np.flatnonzero(~unc)
             keep = ctx.rng(51).choice(cov_rows, max(0, min(cov_rows.size, cap - rows.size)),
                                       replace=False)
