@@ -18,7 +18,7 @@ from sklearn.decomposition import PCA
 from .config import AuditConfig, GeometryConfig
 from .latents import LatentSet
 from .errors import ConfigError
-from .metrics import knn, knn_approximate, knn_recall, twonn_dimension
+from .metrics import hnsw_index, knn, knn_approximate, knn_recall, twonn_dimension
 
 log = logging.getLogger("audit")
 
@@ -178,8 +178,8 @@ class Context:
             return "exact"
         return "approximate"
 
-    def _graph(self, name: str, x: np.ndarray, k: int,
-               y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _graph(self, name: str, x: np.ndarray, k: int, y: np.ndarray | None = None,
+               y_name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The kNN graph of ``x`` (in ``y``, or itself), exact or approximate; an
         approximate graph's recall@k is measured against exact search on a seeded sample
         of at most 1,000 queries and recorded in ``knn_info``."""
@@ -189,7 +189,16 @@ class Context:
             self.knn_info[name] = {"method": "exact"}
             return knn(x, k=k, y=y)
         params = {"m": 32, "ef_construction": 80, "ef_search": max(64, 2 * (k + 8))}
-        out = knn_approximate(x, k=k, y=y, random_state=self.seed, **params)
+        # one index per searched set, reused: the reference's serves its own graph and
+        # the data's neighbours among it (the single-threaded build is the costly part)
+        key = y_name or name
+        indexes = self.__dict__.setdefault("_hnsw", {})
+        if key not in indexes:
+            indexes[key] = hnsw_index(ref, m=params["m"],
+                                      ef_construction=params["ef_construction"],
+                                      random_state=self.seed)
+        out = knn_approximate(x, k=k, y=y, ef_search=params["ef_search"],
+                              index=indexes[key])
         rows = self._sample(len(x), 1000, salt=11)
         if y is None:          # exact self search of the sample: drop each row's own index
             _, nb = knn(x[rows], y=x, k=k + 1)
@@ -215,7 +224,8 @@ class Context:
             return None
         k = int(min(self.settings.k, self.reference.n - 1))
         return self._timed("reference_knn",
-                           lambda: self._graph("reference_knn", self.reference_space, k))
+                           lambda: self._graph("reference_knn", self.reference_space, k,
+                                               y_name="reference"))
 
     @cached_property
     def cross_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -224,7 +234,8 @@ class Context:
             return None
         k = int(min(self.settings.k, self.reference.n))
         return self._timed("cross_knn", lambda: self._graph("cross_knn", self.space, k,
-                                                            y=self.reference_space))
+                                                            y=self.reference_space,
+                                                            y_name="reference"))
 
     @cached_property
     def intrinsic_dim(self) -> float:
@@ -391,6 +402,7 @@ class Context:
         if self.reference is not None:
             self.reference_knn
             self.cross_knn
+        self.__dict__.pop("_hnsw", None)          # the graphs are built: free the indexes
 
     # -- description ---------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

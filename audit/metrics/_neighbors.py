@@ -10,7 +10,8 @@ import torch
 
 from ._validation import validate_int, validate_matrix
 
-__all__ = ["knn", "knn_approximate", "knn_recall", "twonn_dimension", "knn_distance_score"]
+__all__ = ["knn", "hnsw_index", "knn_approximate", "knn_recall", "twonn_dimension",
+           "knn_distance_score"]
 
 _MARGIN = 8          # extra candidates re-ranked in float64, so ties resolve by index
 _GROUPS = 16         # a tile's columns are screened in strided groups of this many
@@ -235,9 +236,42 @@ def _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search, ti
         out_d[row], out_i[row] = ex[o], near[o]
 
 
+def hnsw_index(y, *, m: int = 32, ef_construction: int = 80, random_state: int = 0):
+    """Build the reproducible HNSW index of ``y`` that :func:`knn_approximate` searches.
+
+    Build it once to search the same points several times (their own graph, and other
+    points' neighbours among them): ``knn_approximate(x, k=k, y=y, index=idx)``.
+    """
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError("approximate kNN needs faiss: pip install 'latent-audit[fast]'") \
+            from exc
+    y = validate_matrix(y, "y", dtype=np.float32)
+    m = validate_int(m, "m", low=4)
+    ef_construction = validate_int(ef_construction, "ef_construction", low=m)
+    perm = np.random.default_rng(random_state).permutation(y.shape[0])
+    index = faiss.IndexHNSWFlat(y.shape[1], m)
+    index.hnsw.efConstruction = ef_construction
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)             # parallel insertion is not reproducible
+    try:
+        index.add(np.ascontiguousarray(y[perm]))
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return _HNSW(index=index, perm=perm, n=int(y.shape[0]), d=int(y.shape[1]))
+
+
+class _HNSW:
+    """A built HNSW index and the insertion order of its points."""
+
+    def __init__(self, *, index, perm: np.ndarray, n: int, d: int) -> None:
+        self.index, self.perm, self.n, self.d = index, perm, n, d
+
+
 def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80,
-                    ef_search: int | None = None,
-                    random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    ef_search: int | None = None, random_state: int = 0,
+                    index: "_HNSW | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """Approximate Euclidean k nearest neighbours from an HNSW graph (faiss ``IndexHNSWFlat``).
 
     The index is built single-threaded over the points in a permutation drawn from
@@ -262,6 +296,10 @@ def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80
         Candidate list while searching; ``None`` uses ``max(64, 2 * (k + 8))``.
     random_state : int, default=0
         Seed of the insertion order.
+    index : default=None
+        An index of ``y`` (or of ``x`` when ``y`` is None) from :func:`hnsw_index`, reused
+        instead of building one; ``m``, ``ef_construction`` and ``random_state`` are then
+        those it was built with.
 
     Returns
     -------
@@ -272,11 +310,6 @@ def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80
     --------
     knn : the exact search; knn_recall : how much of it an approximate graph finds.
     """
-    try:
-        import faiss
-    except ImportError as exc:
-        raise ImportError("approximate kNN needs faiss: pip install 'latent-audit[fast]'") \
-            from exc
     x = validate_matrix(x, "x", dtype=np.float32)
     self_search = y is None
     y = x if self_search else validate_matrix(y, "y", dtype=np.float32)
@@ -284,20 +317,17 @@ def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80
         raise ValueError(f"x has {x.shape[1]} features but y has {y.shape[1]}")
     n_ref = y.shape[0]
     k = validate_int(k, "k", low=1, high=n_ref - 1 if self_search else n_ref)
-    m = validate_int(m, "m", low=4)
-    ef_construction = validate_int(ef_construction, "ef_construction", low=m)
     n_cand = min(n_ref, k + _MARGIN + (1 if self_search else 0))
     ef = validate_int(ef_search if ef_search is not None else max(64, 2 * (k + _MARGIN)),
                       "ef_search", low=n_cand)
-    perm = np.random.default_rng(random_state).permutation(n_ref)
-    index = faiss.IndexHNSWFlat(x.shape[1], m)
-    index.hnsw.efConstruction = ef_construction
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)             # parallel insertion is not reproducible
-    try:
-        index.add(np.ascontiguousarray(y[perm]))
-    finally:
-        faiss.omp_set_num_threads(threads)
+    if index is None:
+        index = hnsw_index(y, m=m, ef_construction=ef_construction,
+                           random_state=random_state)
+    elif (index.n, index.d) != y.shape:
+        raise ValueError(f"the index holds {index.n}×{index.d} points, the search set is "
+                         f"{y.shape[0]}×{y.shape[1]}")
+    perm = index.perm
+    index = index.index
     index.hnsw.efSearch = ef
     out_d = np.empty((x.shape[0], k))
     out_i = np.empty((x.shape[0], k), dtype=np.int64)

@@ -14,7 +14,7 @@ from audit.config import GeometryConfig
 from audit.context import Context
 from audit.errors import ConfigError
 from audit.latents import LatentSet
-from audit.metrics import knn, knn_approximate, knn_recall
+from audit.metrics import hnsw_index, knn, knn_approximate, knn_recall
 
 
 def brute(x, k, y=None):
@@ -142,6 +142,40 @@ def test_approximate_cross_search_and_exact_duplicates():
     y = blobs(900, 3, seed=8)
     _, ia = knn_approximate(x, k=5, y=y)
     assert knn_recall(ia, knn(x, k=5, y=y)[1]) >= 0.9
+
+
+def test_a_reused_index_gives_the_same_graph_as_a_fresh_one():
+    pytest.importorskip("faiss")
+    y = blobs(1500, 6, seed=3)
+    x = blobs(700, 6, seed=4)
+    idx = hnsw_index(y, random_state=7)
+    for q, yy in ((None, y), (x, y)):
+        fresh = knn_approximate(y if q is None else q, k=6, y=None if q is None else yy,
+                                random_state=7)
+        reused = knn_approximate(y if q is None else q, k=6, y=None if q is None else yy,
+                                 index=idx)
+        np.testing.assert_array_equal(fresh[1], reused[1])
+        np.testing.assert_array_equal(fresh[0], reused[0])
+    with pytest.raises(ValueError, match="index holds"):
+        knn_approximate(x, k=6, index=idx)
+
+
+def test_context_builds_one_index_per_searched_set(monkeypatch):
+    pytest.importorskip("faiss")
+    import audit.context as context_mod
+    built = []
+    real = context_mod.hnsw_index
+
+    def counting(y, **kw):
+        built.append(len(y))
+        return real(y, **kw)
+    monkeypatch.setattr(context_mod, "hnsw_index", counting)
+    data, ref = blobs(1200, 8, seed=1), blobs(900, 8, seed=2)
+    ctx = Context(lset(data), reference=lset(ref),
+                  geometry=GeometryConfig(map="pca", knn="approximate", k=5), seed=3)
+    ctx.knn, ctx.reference_knn, ctx.cross_knn
+    assert sorted(built) == [900, 1200]          # the reference index serves both graphs
+    assert knn_recall(ctx.cross_knn[1], knn(ctx.space, k=5, y=ctx.reference_space)[1]) >= 0.9
 
 
 def lset(x):
