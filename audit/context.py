@@ -25,6 +25,9 @@ log = logging.getLogger("audit")
 __all__ = ["Context", "Clusters", "Map2D"]
 
 
+_PLACE_AMONG = 50_000      # data points new points are placed among on the 2-D map
+
+
 @dataclass(frozen=True)
 class Clusters:
     labels: np.ndarray            # (n,) int, -1 = noise
@@ -355,7 +358,9 @@ class Context:
     def place_on_map(self, latents: np.ndarray) -> np.ndarray:
         """2-D map positions for new latents (e.g. reference points, hole centres): the
         PCA map's own projection, or, for t-SNE/UMAP, beside their 5 nearest data points
-        (inverse-distance weights), as the map places points beyond its fitted sample."""
+        (inverse-distance weights), as the map places points beyond its fitted sample.
+        Above ``_PLACE_AMONG`` data points the neighbours are looked up among a seeded
+        sample of that many, so placing M points costs O(M), not O(M·N)."""
         m = self.map2d
         latents = np.asarray(latents, dtype=np.float32)
         if m.method == "pca":
@@ -363,14 +368,15 @@ class Context:
             proj = self.pca.transform(self.scale(latents))[:, :2]
             out[:, :proj.shape[1]] = proj
             return out
+        among = self._sample(self.n, _PLACE_AMONG, salt=12)
         if self.space.shape[1] <= 50:
-            x, y = self.space, self.to_space(latents)
+            x, y = self.space[among], self.to_space(latents)
         else:
-            x = self.pca.transform(self.scale(self.data.latents))[:, :50]
+            x = self.pca.transform(self.scale(self.data.latents[among]))[:, :50]
             y = self.pca.transform(self.scale(latents))[:, :50]
-        d, nb = knn(y, y=x, k=int(min(5, self.n)))
+        d, nb = knn(y, y=x, k=int(min(5, len(among))))
         w = 1.0 / np.maximum(d, 1e-12)
-        return (m.coords[nb] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
+        return (m.coords[among][nb] * w[..., None]).sum(1) / w.sum(1, keepdims=True)
 
     @cached_property
     def reference_map2d(self) -> np.ndarray | None:
