@@ -86,6 +86,9 @@ def render(results: dict[str, dict]) -> str:
                          + ", ".join(f"{k} {v:.1f}" for k, v in top) + " |")
         lines.append("")
         lines += growth_lines(pipe["rows"])
+    notes = HERE / "NOTES.md"             # hand-written: targets met or missed, and why
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
     for name, res in sorted(results.items()):
         if name == "pipeline":
             continue
