@@ -71,7 +71,7 @@ def render(results: dict[str, dict]) -> str:
              "Regenerate with `make bench` (or `python benchmarks/run.py`).", ""]
     pipe = results.get("pipeline")
     if pipe:
-        lines += ["## Whole audit (precomputed latents, default checks)", "",
+        lines += ["## Whole audit (precomputed latents, every check, with a reference)", "",
                   "A mixture of 8 Gaussian blobs with a categorical, a numeric and a protected "
                   "column; `geometry.*` stages are the shared geometry (computed once), "
                   "`check.*` the checks on top of it. Target (issue #7): the whole audit of "
