@@ -8,24 +8,13 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.spatial.distance import cdist
 
 from audit.config import GeometryConfig
 from audit.context import Context
 from audit.errors import ConfigError
 from audit.latents import LatentSet
 from audit.metrics import hnsw_index, knn, knn_approximate, knn_recall
-
-
-def brute(x, k, y=None):
-    """float64 distances, self excluded by index, ties broken by the lower index."""
-    self_search = y is None
-    y = x if self_search else y
-    d = cdist(x.astype(np.float64), y.astype(np.float64))
-    if self_search:
-        np.fill_diagonal(d, np.inf)
-    idx = np.lexsort((np.broadcast_to(np.arange(d.shape[1]), d.shape), d), axis=1)[:, :k]
-    return np.take_along_axis(d, idx, 1), idx
+from test_neighbors import brute      # the brute-force reference of the exact search
 
 
 def blobs(n, d, seed=0, centres=8):
