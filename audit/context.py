@@ -408,7 +408,22 @@ class Context:
         if self.reference is not None:
             self.reference_knn
             self.cross_knn
-        self.__dict__.pop("_hnsw", None)          # the graphs are built: free the indexes
+        # the graphs are built: free the indexes, but the data's (coverage searches it
+        # for the nearest data point of reference points its graphs leave unmarked)
+        indexes = self.__dict__.get("_hnsw", {})
+        for key in [k for k in indexes if k != "knn"]:
+            del indexes[key]
+
+    def nearest_data(self, points: np.ndarray) -> np.ndarray:
+        """Distance from each of ``points`` (in the analysis space) to its nearest data
+        point: through the data's approximate index when its graph is approximate, by
+        exact search otherwise."""
+        index = self.__dict__.get("_hnsw", {}).get("knn")
+        if index is None:
+            return knn(points, y=self.space, k=1)[0][:, 0]
+        params = self.knn_info["knn"]
+        return knn_approximate(points, k=1, y=self.space, ef_search=params["ef_search"],
+                               index=index)[0][:, 0]
 
     # -- description ---------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

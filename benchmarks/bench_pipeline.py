@@ -61,8 +61,11 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0) -> Path:
     return cfg
 
 
-def one(n: int, d: int) -> dict:
-    """Run one audit in this process; return stage timings and peak RSS."""
+def one(n: int, d: int, keep: str | None = None) -> dict:
+    """Run one audit in this process; return stage timings and peak RSS (``keep``: a
+    folder to copy the outputs to, to open the report afterwards)."""
+    import shutil
+
     import audit
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_data(n, d, Path(tmp))
@@ -71,6 +74,8 @@ def one(n: int, d: int) -> dict:
         audit.write_outputs(run, Path(tmp) / "out")
         wall = time.perf_counter() - t0
         size = (Path(tmp) / "out" / "report.html").stat().st_size
+        if keep:
+            shutil.copytree(Path(tmp) / "out", Path(keep) / f"{n}x{d}", dirs_exist_ok=True)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:        # the kernel's high-water mark of this process, same quantity in KiB
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -83,6 +88,7 @@ def one(n: int, d: int) -> dict:
             "checks_s": round(sum(v for k, v in run.result.timings.items()
                                   if k.startswith("check.")), 2),
             "checks": {c.check: c.status for c in run.result.checks},
+            "knn": run.result.geometry.get("knn", {}),
             "errors": {c.check: c.error for c in run.result.checks if c.status == "error"}}
 
 
@@ -112,16 +118,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one small size (smoke test)")
     ap.add_argument("--no-record", action="store_true",
                     help="print only; leave benchmarks/results/pipeline.json alone")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="copy each audit's outputs (report.html, findings) to DIR/NxD")
     ap.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(*args.one)))
+        print(json.dumps(one(*args.one, keep=args.keep)))
         return
     sizes = [5000] if args.quick else args.sizes
     rows = []
     for d in args.dims:
         for n in sizes:
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d)],
+            proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d)]
+                                  + (["--keep", args.keep] if args.keep else []),
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 raise SystemExit(proc.stderr[-3000:])

@@ -66,12 +66,14 @@ def reference_uncovered(ctx: Context, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Uncovered reference points (no data point strictly inside their k-NN ball) and
     each searched point's distance to its nearest data point, from the shared graphs:
     the radii from ``ctx.reference_knn``, the cross graph ``ctx.cross_knn`` certifying
-    covered points, and an exact search for the rest (see ``uncovered_from_graph``)."""
+    covered points, and a search for the rest (see ``uncovered_from_graph``; through
+    the data's index when the run's graphs are approximate)."""
     real, fake = ctx.reference_space, ctx.space
     ref_d, _ = ctx.reference_knn
     radii = ref_d[:, k - 1] if k <= ref_d.shape[1] else knn(real, k=k)[0][:, k - 1]
     cross_d, cross_i = ctx.cross_knn
-    return uncovered_from_graph(real, fake, radii, cross_d, cross_i)
+    return uncovered_from_graph(real, fake, radii, cross_d, cross_i,
+                                nearest_fn=ctx.nearest_data)
 
 
 # --------------------------------------------------------------------------- statistics

@@ -18,6 +18,7 @@ order statistic) falls inside a conservative error bound is recomputed directly 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -355,7 +356,8 @@ def uncovered_mask(real, fake, *, k: int = 5, block_size: int = 4096) -> np.ndar
     return ~covered
 
 
-def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices
+def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices, *,
+                         nearest_fn: Callable[[np.ndarray], np.ndarray] | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`uncovered_mask` from neighbour graphs that are already computed, in one pass.
 
@@ -381,6 +383,10 @@ def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices
     cross_distances, cross_indices : array-like of shape (n_fake, k_cross)
         For every fake point, distances to and indices of some of its nearest real
         points (any number; more certify more points).
+    nearest_fn : callable, default=None
+        Distance from each of some real points (an array of rows of ``real``) to its
+        nearest fake point; ``None`` searches exactly. A run whose graphs are approximate
+        passes its index here, so the answer is then as exact as that index.
 
     Returns
     -------
@@ -416,7 +422,8 @@ def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices
     nearest = np.full(real.shape[0], np.nan)
     rows = np.flatnonzero(~covered)
     if rows.size:
-        nearest[rows] = knn(real[rows], y=fake, k=1)[0][:, 0]
+        nearest[rows] = (knn(real[rows], y=fake, k=1)[0][:, 0] if nearest_fn is None
+                         else np.asarray(nearest_fn(real[rows]), dtype=np.float64))
         covered[rows] = nearest[rows] < radii[rows]
     return ~covered, nearest
 

@@ -331,8 +331,10 @@ def knn_approximate(x, *, k: int, y=None, m: int = 32, ef_construction: int = 80
     index.hnsw.efSearch = ef
     out_d = np.empty((x.shape[0], k))
     out_i = np.empty((x.shape[0], k), dtype=np.int64)
-    for start in range(0, x.shape[0], 65536):
-        stop = min(start + 65536, x.shape[0])
+    # the float64 re-rank holds (rows, n_cand, d) differences: keep that near 256 MiB
+    step = int(np.clip(2**28 // (n_cand * x.shape[1] * 8), 256, 65536))
+    for start in range(0, x.shape[0], step):
+        stop = min(start + step, x.shape[0])
         _, found = index.search(np.ascontiguousarray(x[start:stop]), n_cand)
         cand = np.where(found >= 0, perm[np.maximum(found, 0)], -1)
         diff = x[start:stop, None, :].astype(np.float64) - y[np.maximum(cand, 0)].astype(

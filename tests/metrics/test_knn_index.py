@@ -250,3 +250,43 @@ def test_geometry_config_knn_keys_are_strict():
         GeometryConfig(knn="fast")
     with pytest.raises(Exception):
         GeometryConfig(knn_exact_max=10)
+
+
+def test_coverage_searches_the_data_index_when_graphs_are_approximate(monkeypatch):
+    """Reference points the cross graph leaves unmarked are searched through the data's
+    kept index: the same uncovered set as an exact run on a planted gap (blob 7 of the
+    reference has no data), and no exact search of the data is made for them."""
+    pytest.importorskip("faiss")
+    from audit.checks import coverage
+    import audit.metrics._coverage as cov_mod
+    rng = np.random.default_rng(4)
+    c = rng.standard_normal((8, 6)) * 6
+    data = (c[rng.integers(0, 7, 2500)] + rng.standard_normal((2500, 6))).astype(np.float32)
+    ref = (c[rng.integers(0, 8, 1600)] + rng.standard_normal((1600, 6))).astype(np.float32)
+    gap = np.linalg.norm(ref[:, None] - c[None], axis=2).argmin(1) == 7
+
+    def run(mode):
+        ctx = Context(lset(data), reference=lset(ref),
+                      geometry=GeometryConfig(map="pca", knn=mode, k=5), seed=2)
+        ctx.prepare()
+        return ctx, coverage.reference_uncovered(ctx, k=5)
+
+    exact_ctx, (unc_exact, _) = run("exact")
+    calls = []
+    real_knn = cov_mod.__dict__.get("knn")
+    import audit.metrics._neighbors as nb_mod
+    orig = nb_mod.knn
+
+    def spy(x, **kw):
+        if kw.get("y") is not None and len(kw["y"]) == len(data):
+            calls.append(len(x))
+        return orig(x, **kw)
+    monkeypatch.setattr(nb_mod, "knn", spy)
+    approx_ctx, (unc_approx, near) = run("approximate")
+    assert real_knn is None                     # _coverage imports knn lazily: spy is seen
+    assert list(approx_ctx.__dict__["_hnsw"]) == ["knn"]    # only the data index is kept
+    assert not [n for n in calls if n not in (1000,)]       # recall samples only
+    assert (unc_approx == unc_exact).mean() >= 0.99
+    assert unc_approx[gap].mean() >= 0.9 and unc_approx[~gap].mean() <= 0.05
+    assert unc_exact[gap].mean() == pytest.approx(unc_approx[gap].mean(), abs=0.02)
+    assert np.isfinite(near[unc_approx]).all()      # each was searched in the index
