@@ -159,6 +159,10 @@ class LeakageSettings(CheckSettings):
     n_permutations: int = Field(40, ge=19, le=10000, description=(
         "label permutations of the probe's test (each costs cv fits); beyond the largest "
         "permuted AUC the p-value uses the null's normal tail"))
+    stop_after: int = Field(5, ge=0, le=10000, description=(
+        "sequential test (Besag & Clifford): stop permuting once this many permuted AUCs "
+        "reach the observed one (the answer is then 'not significant', still valid); 0 "
+        "runs every permutation"))
     n_bootstrap: int = Field(200, ge=0, le=10000, description="resamples for the AUC interval")
     max_points: int = Field(5000, ge=100, description=(
         "the probe runs on a stratified sample of at most this many points"))
@@ -503,15 +507,16 @@ class _BiasRun:
                                "n_permutations": L.n_permutations}
         seed = int(ctx.rng(100 + ci).integers(2 ** 31 - 1))
         res = probe_leakage(x, y, cv=L.cv, n_permutations=L.n_permutations,
-                            n_bootstrap=L.n_bootstrap, random_state=seed)
+                            stop_after=L.stop_after, n_bootstrap=L.n_bootstrap,
+                            random_state=seed)
         out["raw"] = self._leak_test(col, key, res, "", metrics, idx.size)
         covs, used, dropped = self._covariates(ctx, idx)
         out["attributes"] = used
         out["attributes_dropped"] = dropped
         if L.adjust_for_attributes and covs is not None:
             res2 = probe_leakage(x, y, covariates=covs, cv=L.cv,
-                                 n_permutations=L.n_permutations, n_bootstrap=L.n_bootstrap,
-                                 random_state=seed + 1)
+                                 n_permutations=L.n_permutations, stop_after=L.stop_after,
+                                 n_bootstrap=L.n_bootstrap, random_state=seed + 1)
             out["adjusted"] = self._leak_test(col, key, res2, "_adjusted", metrics, idx.size,
                                               used)
         return out

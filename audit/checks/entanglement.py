@@ -749,7 +749,9 @@ class EntanglementCheck(Check):
             seed = _seed(ctx, "dci")
             scores["disentanglement.sap"] = sap_score(z[sub], factors[sub], random_state=seed)
             if factors.shape[1] >= 2:
-                dci = dci_scores(z[sub], factors[sub], random_state=seed)
+                # one thread per attribute, each from its own seed: the same scores on
+                # any number of cores
+                dci = dci_scores(z[sub], factors[sub], random_state=seed, n_jobs=-1)
                 for k, v in dci.items():
                     scores[f"disentanglement.dci.{k}"] = v
         for w in caught:

@@ -332,3 +332,24 @@ BAD = [
 def test_declared_constraints_raise(metric, args, kwargs):
     with pytest.raises(ValueError):
         metric(*args, **kwargs)
+
+
+def test_dci_in_threads_is_the_same_for_any_number_of_jobs_and_still_measures():
+    """n_jobs gives each factor its own seed: 1, 2 and -1 agree exactly, and the scores
+    still separate a disentangled code from a mixed one."""
+    codes, factors = structured_data(3, n=300, n_codes=4, n_factors=3, classes=(2, 5),
+                                     noise=1.0)
+    runs = [dci_scores(codes, factors, random_state=5, n_jobs=j) for j in (1, 2, -1)]
+    assert runs[0] == runs[1] == runs[2]
+    serial = dci_scores(codes, factors, random_state=5)
+    for k in serial:                       # same model, other trees' seeds: close, not equal
+        assert runs[0][k] == pytest.approx(serial[k], abs=0.1)
+    f = np.random.default_rng(0).integers(0, 4, size=(600, 2))
+    clean = f + 0.05 * np.random.default_rng(1).normal(size=(600, 2))
+    mixed = np.column_stack([f.sum(1), f[:, 0] - f[:, 1]]) + 0.05 * \
+        np.random.default_rng(1).normal(size=(600, 2))
+    good = dci_scores(clean, f, random_state=0, n_jobs=2)
+    bad = dci_scores(mixed, f, random_state=0, n_jobs=2)
+    assert good["disentanglement"] > 0.9 and bad["disentanglement"] < 0.6
+    with pytest.raises(ValueError, match="n_jobs"):
+        dci_scores(codes, factors, n_jobs=0)

@@ -337,3 +337,27 @@ _X, _G = _planted(0, n=40, d=3)
 def test_invalid_arguments_raise(func, args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         func(*args, **kwargs)
+
+
+def test_sequential_leakage_test_stops_early_on_null_and_never_on_signal():
+    """Besag-Clifford: on null data the test stops once ``stop_after`` permuted AUCs reach
+    the observed one, with p = (count + 1) / (m + 1) over the m drawn; a real leak draws
+    every permutation and gets the same p as the full test."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat(["a", "b"], 150)
+    null_x = rng.normal(size=(300, 5))
+    full = probe_leakage(null_x, groups, n_permutations=60, n_bootstrap=0, random_state=1)
+    seq = probe_leakage(null_x, groups, n_permutations=60, stop_after=4, n_bootstrap=0,
+                        random_state=1)
+    m = len(seq["null_scores"])
+    count = sum(v >= seq["score"] for v in seq["null_scores"])
+    assert count == 4 and m < 60 and seq["null_scores"][-1] >= seq["score"]
+    assert seq["null_scores"] == full["null_scores"][:m]        # the same shuffles, in order
+    assert seq["p_value"] == pytest.approx(5 / (m + 1))
+    assert seq["p_value"] > 0.05 and full["p_value"] > 0.05
+    leak_x = null_x.copy()
+    leak_x[groups == "b", 0] += 1.0
+    a = probe_leakage(leak_x, groups, n_permutations=30, stop_after=4, n_bootstrap=0,
+                      random_state=2)
+    b = probe_leakage(leak_x, groups, n_permutations=30, n_bootstrap=0, random_state=2)
+    assert len(a["null_scores"]) == 30 and a["p_value"] == b["p_value"] == 1 / 31
