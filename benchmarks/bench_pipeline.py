@@ -4,10 +4,12 @@ Each size runs in a fresh subprocess so its peak RSS is its own. Data: a mixture
 Gaussian blobs (N × d, float32) with a categorical and a numeric attribute, a protected
 column, a 0/1 outcome and a reference set (see ``make_data``), written as .npy + .parquet,
 audited with every check. Results (time per stage, peak RSS) go to
-``benchmarks/results/pipeline.json``, one row per size, replacing rows of the same size.
+``benchmarks/results/pipeline.json``, one row per size and data kind, replacing rows of the
+same size and kind.
 
     python benchmarks/bench_pipeline.py                          # 10k and 100k × 64
     python benchmarks/bench_pipeline.py --sizes 10k 100k 1M --dims 64 128
+    python benchmarks/bench_pipeline.py --sizes 1M --dims 128 --data lowrank --keep /tmp/out
     python benchmarks/bench_pipeline.py --sizes 20k --dims 64 --no-record   # a look only
 """
 from __future__ import annotations
@@ -24,8 +26,31 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def make_data(n: int, d: int, folder: Path, seed: int = 0) -> Path:
+DATA_KINDS = ("isotropic", "lowrank")
+
+
+def _draw(rng, centers, lab, kind: str, basis):
+    """Points around ``centers[lab]``: isotropic unit noise in all d dimensions, or (a
+    trained encoder's latents look like this) noise on a 16-dimensional subspace with a
+    decaying spectrum (variance 1/i) plus 0.1 isotropic noise."""
+    import numpy as np
+    n, d = len(lab), centers.shape[1]
+    if kind == "isotropic":
+        return (centers[lab] + rng.standard_normal((n, d))).astype(np.float32)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, 100_000):          # in chunks: float64 temporaries stay small
+        e = min(s + 100_000, n)
+        g = rng.standard_normal((e - s, basis.shape[0])) @ basis
+        out[s:e] = centers[lab[s:e]] + g + 0.1 * rng.standard_normal((e - s, d))
+    return out
+
+
+def make_data(n: int, d: int, folder: Path, seed: int = 0, kind: str = "isotropic") -> Path:
     """A blob mixture with every column a user would audit, and a reference set.
+
+    ``kind`` is the blobs' shape (see ``_draw``): ``isotropic`` is the worst case for any
+    neighbour index (intrinsic dimension = d, every distance in a blob nearly equal);
+    ``lowrank`` has an intrinsic dimension of about 16, as encoders' latents do.
 
     Data: 8 Gaussian blobs; metadata ``kind`` (the blob, categorical), ``size`` (numeric),
     ``group`` (protected, independent of the latents), ``wrong`` (a 0/1 outcome). Reference:
@@ -37,8 +62,12 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0) -> Path:
     import pandas as pd
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((8, d)) * 4
+    basis = None
+    if kind == "lowrank":
+        q = np.linalg.qr(rng.standard_normal((d, 16)))[0].T          # 16 orthonormal rows
+        basis = q * np.sqrt(1.0 / np.arange(1, 17))[:, None] * np.sqrt(16)
     lab = rng.integers(0, 8, n)
-    x = (centers[lab] + rng.standard_normal((n, d))).astype(np.float32)
+    x = _draw(rng, centers, lab, kind, basis)
     np.save(folder / "latents.npy", x)
     del x
     pd.DataFrame({"id": [f"s{i}" for i in range(n)], "kind": lab.astype(str),
@@ -47,12 +76,12 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0) -> Path:
         .to_parquet(folder / "meta.parquet")
     m = n // 2
     rlab = rng.integers(0, 7, m)               # blob 7 is missing from the reference
-    ref = (centers[rlab] + rng.standard_normal((m, d))).astype(np.float32)
+    ref = _draw(rng, centers, rlab, kind, basis)
     np.save(folder / "reference.npy", ref)
     pd.DataFrame({"id": [f"r{i}" for i in range(m)], "kind": rlab.astype(str)}) \
         .to_parquet(folder / "reference.parquet")
     cfg = folder / "config.yaml"
-    cfg.write_text(f"name: bench-{n}x{d}\n"
+    cfg.write_text(f"name: bench-{n}x{d}-{kind}\n"
                    "data: {latents: latents.npy, metadata: meta.parquet}\n"
                    "reference: {latents: reference.npy, metadata: reference.parquet}\n"
                    "attributes: [kind, size]\nprotected: [group]\noutcome: wrong\nseed: 0\n"
@@ -61,21 +90,22 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0) -> Path:
     return cfg
 
 
-def one(n: int, d: int, keep: str | None = None) -> dict:
+def one(n: int, d: int, keep: str | None = None, kind: str = "isotropic") -> dict:
     """Run one audit in this process; return stage timings and peak RSS (``keep``: a
     folder to copy the outputs to, to open the report afterwards)."""
     import shutil
 
     import audit
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_data(n, d, Path(tmp))
+        cfg = make_data(n, d, Path(tmp), kind=kind)
         t0 = time.perf_counter()
         run = audit.run(audit.load_config(cfg))
         audit.write_outputs(run, Path(tmp) / "out")
         wall = time.perf_counter() - t0
         size = (Path(tmp) / "out" / "report.html").stat().st_size
         if keep:
-            shutil.copytree(Path(tmp) / "out", Path(keep) / f"{n}x{d}", dirs_exist_ok=True)
+            shutil.copytree(Path(tmp) / "out", Path(keep) / f"{n}x{d}-{kind}",
+                            dirs_exist_ok=True)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:        # the kernel's high-water mark of this process, same quantity in KiB
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -83,7 +113,7 @@ def one(n: int, d: int, keep: str | None = None) -> dict:
                 peak_kib = max(peak_kib, int(line.split()[1]))
     except OSError:
         pass
-    return {"n": n, "d": d, "wall_s": round(wall, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
+    return {"n": n, "d": d, "data": kind, "wall_s": round(wall, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
             "stages_s": run.result.timings, "report_mib": round(size / 2**20, 2),
             "checks_s": round(sum(v for k, v in run.result.timings.items()
                                   if k.startswith("check.")), 2),
@@ -104,9 +134,11 @@ def record(rows: list[dict]) -> None:
     out = HERE / "results" / "pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.read_text())["rows"] if out.is_file() else []
-    keep = {(r["n"], r["d"]): r for r in old}
-    keep.update({(r["n"], r["d"]): r for r in rows})
-    merged = [keep[key] for key in sorted(keep, key=lambda nd: (nd[1], nd[0]))]
+    def key(r: dict) -> tuple:
+        return r.get("data", "isotropic"), r["d"], r["n"]
+    keep = {key(r): r for r in old}
+    keep.update({key(r): r for r in rows})
+    merged = [keep[k] for k in sorted(keep)]
     out.write_text(json.dumps({"benchmark": "pipeline", "rows": merged}, indent=2))
 
 
@@ -120,29 +152,34 @@ def main() -> None:
                     help="print only; leave benchmarks/results/pipeline.json alone")
     ap.add_argument("--keep", metavar="DIR",
                     help="copy each audit's outputs (report.html, findings) to DIR/NxD")
-    ap.add_argument("--one", nargs=2, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--data", choices=DATA_KINDS, nargs="+", default=["isotropic"],
+                    help="blob shape: isotropic (worst case for a neighbour index) and/or "
+                         "lowrank (intrinsic dimension 16, like an encoder's latents)")
+    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one(*args.one, keep=args.keep)))
+        n, d, kind = args.one
+        print(json.dumps(one(int(n), int(d), keep=args.keep, kind=kind)))
         return
     sizes = [5000] if args.quick else args.sizes
     rows = []
-    for d in args.dims:
-        for n in sizes:
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d)]
-                                  + (["--keep", args.keep] if args.keep else []),
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SystemExit(proc.stderr[-3000:])
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            r = rows[-1]
-            stages = sorted(((k, v) for k, v in r["stages_s"].items() if k != "total"),
-                            key=lambda kv: -kv[1])[:6]
-            print(f"{n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak {r['peak_rss_gib']:.2f} GiB  "
-                  f"checks {r['checks_s']:.1f} s  "
-                  + ", ".join(f"{k} {v:.1f}" for k, v in stages), flush=True)
-            if not (args.quick or args.no_record):
-                record([r])
+    for kind in args.data:
+        for d in args.dims:
+            for n in sizes:
+                proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d), kind]
+                                      + (["--keep", args.keep] if args.keep else []),
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr[-3000:])
+                rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                r = rows[-1]
+                stages = sorted(((k, v) for k, v in r["stages_s"].items() if k != "total"),
+                                key=lambda kv: -kv[1])[:6]
+                print(f"{kind:<9} {n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak "
+                      f"{r['peak_rss_gib']:.2f} GiB  checks {r['checks_s']:.1f} s  "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in stages), flush=True)
+                if not (args.quick or args.no_record):
+                    record([r])
 
 
 if __name__ == "__main__":
