@@ -27,7 +27,7 @@ log = logging.getLogger("audit")
 __all__ = ["Context", "Clusters", "Map2D"]
 
 
-_PLACE_AMONG = 50_000      # data points new points are placed among on the 2-D map
+_PLACE_AMONG = 10_000
 
 
 @dataclass(frozen=True)
