@@ -210,9 +210,15 @@ class Context:
             truth = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
         else:
             truth = knn(x[rows], y=y, k=k)[1]
+        recall = round(knn_recall(out[1][rows], truth), 5)
         self.knn_info[name] = {"method": "approximate", "index": "faiss.IndexHNSWFlat",
-                               **params, "recall_at_k": round(knn_recall(out[1][rows], truth), 5),
+                               **params, "recall_at_k": recall,
                                "recall_queries": int(len(rows))}
+        if recall < 0.9:
+            log.warning("geometry: the approximate %s graph finds %.0f%% of the exact "
+                        "neighbours; set geometry.knn: exact, or lower "
+                        "geometry.max_dims_exact to search fewer PCA dimensions",
+                        name.replace("_", " "), 100 * recall)
         return out
 
     @cached_property

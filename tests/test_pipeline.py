@@ -183,3 +183,25 @@ def test_schema_rejects_a_flagged_finding_without_statistics():
         validate(doc)
     doc["findings"][0]["p_value"] = 0.01
     validate(doc)
+
+
+def test_report_states_an_approximate_graph_and_its_recall(write_case, run_cli, tmp_path,
+                                                            monkeypatch):
+    """An approximate graph is named in the map caption with its measured recall; a recall
+    below 0.9 adds the warning and what to do (the recall is forced low to see it)."""
+    pytest.importorskip("faiss")
+    x, labels = blobs(600, 6, seed=5)
+    cfg = write_case(x, pd.DataFrame({"c": labels}), {"geometry": {"map": "pca",
+                                                                   "knn": "approximate"}})
+    out = tmp_path / "o"
+    assert run_cli("run", cfg, "--out", out, "-q")[0] == 0
+    rec = load_findings(out)["run"]["geometry"]["knn"]["knn"]["recall_at_k"]
+    html = (out / "report.html").read_text()
+    assert "The kNN graph every check reads is approximate (faiss.IndexHNSWFlat)" in html
+    assert f"{rec:.3f}" in html and rec >= 0.9 and "below 0.9" not in html
+    import audit.context as context_mod
+    monkeypatch.setattr(context_mod, "knn_recall", lambda found, truth: 0.5)
+    low = tmp_path / "low"
+    assert run_cli("run", cfg, "--out", low, "-q")[0] == 0
+    html = (low / "report.html").read_text()
+    assert "is 0.500 <strong>(below 0.9" in html and "geometry.knn: exact" in html
