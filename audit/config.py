@@ -278,6 +278,9 @@ class GeometryConfig(_Strict):
     knn_exact_max: int = Field(200_000, ge=1000, description="with knn: auto, the number of "
                                                              "points above which the graph "
                                                              "is approximate")
+    knn_min_recall: float = Field(0.9, ge=0, le=1, description=(
+        "approximate graphs: widen the HNSW search (ef_search doubled, up to 512) until "
+        "the measured recall@k of the seeded sample reaches this; 0 keeps the base search"))
     map: Literal["auto", "pca", "tsne", "umap"] = "auto"
     map_sample: int = Field(2000, ge=100, description="the 2-D map is fitted on at most this "
                                                         "many points and extended to the rest")

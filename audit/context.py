@@ -28,6 +28,7 @@ __all__ = ["Context", "Clusters", "Map2D"]
 
 
 _PLACE_AMONG = 10_000
+_EF_MAX = 512            # widest HNSW search knn_min_recall may ask for
 
 
 @dataclass(frozen=True)
@@ -202,23 +203,40 @@ class Context:
             indexes[key] = hnsw_index(ref, m=params["m"],
                                       ef_construction=params["ef_construction"],
                                       random_state=self.seed)
-        out = knn_approximate(x, k=k, y=y, ef_search=params["ef_search"],
-                              index=indexes[key])
         rows = self._sample(len(x), 1000, salt=11)
         if y is None:          # exact self search of the sample: drop each row's own index
             _, nb = knn(x[rows], y=x, k=k + 1)
             truth = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
         else:
             truth = knn(x[rows], y=y, k=k)[1]
+
+        def sample_recall(ef: int) -> float:
+            if y is None:      # the sample searched in the same index, its own row dropped
+                _, nb = knn_approximate(x[rows], k=k + 1, y=x, ef_search=ef,
+                                        index=indexes[key])
+                found = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
+            else:
+                found = knn_approximate(x[rows], k=k, y=y, ef_search=ef,
+                                        index=indexes[key])[1]
+            return knn_recall(found, truth)
+
+        # widen the search until the sample reaches knn_min_recall (or ef hits its cap):
+        # high intrinsic dimensions need it; the seeded sample keeps the choice reproducible
+        target = self.settings.knn_min_recall
+        while (target > 0 and params["ef_search"] < _EF_MAX
+               and sample_recall(params["ef_search"]) < target):
+            params["ef_search"] = min(2 * params["ef_search"], _EF_MAX)
+        out = knn_approximate(x, k=k, y=y, ef_search=params["ef_search"],
+                              index=indexes[key])
         recall = round(knn_recall(out[1][rows], truth), 5)
         self.knn_info[name] = {"method": "approximate", "index": "faiss.IndexHNSWFlat",
                                **params, "recall_at_k": recall,
                                "recall_queries": int(len(rows))}
         if recall < 0.9:
             log.warning("geometry: the approximate %s graph finds %.0f%% of the exact "
-                        "neighbours; set geometry.knn: exact, or lower "
+                        "neighbours (ef_search %d); set geometry.knn: exact, or lower "
                         "geometry.max_dims_exact to search fewer PCA dimensions",
-                        name.replace("_", " "), 100 * recall)
+                        name.replace("_", " "), 100 * recall, params["ef_search"])
         return out
 
     @cached_property

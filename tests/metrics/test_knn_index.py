@@ -290,3 +290,25 @@ def test_coverage_searches_the_data_index_when_graphs_are_approximate(monkeypatc
     assert unc_approx[gap].mean() >= 0.9 and unc_approx[~gap].mean() <= 0.05
     assert unc_exact[gap].mean() == pytest.approx(unc_approx[gap].mean(), abs=0.02)
     assert np.isfinite(near[unc_approx]).all()      # each was searched in the index
+
+
+def test_context_widens_the_search_until_the_sample_reaches_min_recall():
+    """High intrinsic dimension (one isotropic 64-d blob): asking for recall 0.999 doubles
+    ef_search from its base; the recorded recall is the final graph's, higher than the
+    base search's, and the choice is the same on a second run (seeded sample)."""
+    pytest.importorskip("faiss")
+    x = blobs(6000, 64, seed=12, centres=1)
+
+    def graph(min_recall):
+        ctx = Context(lset(x), geometry=GeometryConfig(map="pca", knn="approximate", k=10,
+                                                       knn_min_recall=min_recall), seed=4)
+        return ctx.knn, ctx.describe()["knn"]["knn"]
+
+    (_, base_nb), base = graph(0)
+    (_, wide_nb), wide = graph(0.999)
+    assert base["ef_search"] == 64 and wide["ef_search"] in (128, 256, 512)
+    assert wide["recall_at_k"] > base["recall_at_k"]
+    assert wide["recall_at_k"] >= 0.999 or wide["ef_search"] == 512
+    (_, again_nb), again = graph(0.999)
+    assert again == wide
+    np.testing.assert_array_equal(again_nb, wide_nb)
