@@ -204,21 +204,20 @@ class Context:
                                       ef_construction=params["ef_construction"],
                                       random_state=self.seed)
         rows = self._sample(len(x), 1000, salt=11)
-        if y is None:          # exact self search of the sample: drop each row's own index
-            _, nb = knn(x[rows], y=x, k=k + 1)
-            truth = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
-        else:
-            truth = knn(x[rows], y=y, k=k)[1]
+
+        def sample_graph(search, **kw) -> np.ndarray:
+            """Neighbours of the sample rows; a self search asks for one more and drops
+            each row's own index."""
+            if y is not None:
+                return search(x[rows], y=y, k=k, **kw)[1]
+            _, nb = search(x[rows], y=x, k=k + 1, **kw)
+            return np.array([r[r != i][:k] for r, i in zip(nb, rows)])
+
+        truth = sample_graph(knn)
 
         def sample_recall(ef: int) -> float:
-            if y is None:      # the sample searched in the same index, its own row dropped
-                _, nb = knn_approximate(x[rows], k=k + 1, y=x, ef_search=ef,
-                                        index=indexes[key])
-                found = np.array([r[r != i][:k] for r, i in zip(nb, rows)])
-            else:
-                found = knn_approximate(x[rows], k=k, y=y, ef_search=ef,
-                                        index=indexes[key])[1]
-            return knn_recall(found, truth)
+            return knn_recall(sample_graph(knn_approximate, ef_search=ef,
+                                           index=indexes[key]), truth)
 
         # widen the search until the sample reaches knn_min_recall (or ef hits its cap):
         # high intrinsic dimensions need it; the seeded sample keeps the choice reproducible

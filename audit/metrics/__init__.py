@@ -8,7 +8,8 @@ from ._disentanglement import (dci_scores, discretize, factor_entropy, mig_score
                                modularity_score, mutual_info_matrix, sap_score)
 from ._fairness import probe_leakage, rate_disparity, representation_test, residualize
 from ._holes import find_holes, halfspace_depth, interpolation_risk
-from ._neighbors import hnsw_index, knn, knn_approximate, knn_distance_score, knn_recall, twonn_dimension
+from ._neighbors import (hnsw_index, knn, knn_approximate, knn_distance_score, knn_recall,
+                         twonn_dimension)
 from ._probes import (attribute_association, direction_consistency, direction_cosines,
                       entanglement_analysis, joint_directions, leakage_matrix, partial_probes,
                       probe_score, shift_leakage)

@@ -182,15 +182,16 @@ def _gbt_importance(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarr
                     n_jobs: int | None = None) -> tuple[np.ndarray, float, float]:
     """Importance matrix (n_codes, n_factors), mean train and mean test accuracy."""
     importance = np.zeros((codes.shape[1], factors.shape[1]))
-    train_acc, test_acc = [], []
+    train_acc = np.zeros(factors.shape[1])
+    test_acc = np.zeros(factors.shape[1])
 
     def fit(j: int, state) -> None:
         # Same defaults as disentanglement_lib 1.5 (100 trees of depth 3, lr 0.1), seeded.
         model = ensemble.GradientBoostingClassifier(random_state=state)
         model.fit(codes, factors[:, j])
         importance[:, j] = np.abs(model.feature_importances_)
-        train_acc.append((j, np.mean(model.predict(codes) == factors[:, j])))
-        test_acc.append((j, np.mean(model.predict(codes_test) == factors_test[:, j])))
+        train_acc[j] = np.mean(model.predict(codes) == factors[:, j])
+        test_acc[j] = np.mean(model.predict(codes_test) == factors_test[:, j])
 
     if n_jobs is None:
         for j in range(factors.shape[1]):
@@ -201,8 +202,7 @@ def _gbt_importance(codes: np.ndarray, factors: np.ndarray, codes_test: np.ndarr
         workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
         with ThreadPoolExecutor(max_workers=max(1, min(workers, factors.shape[1]))) as pool:
             list(pool.map(fit, range(factors.shape[1]), seeds.tolist()))
-    return (importance, float(np.mean([a for _, a in sorted(train_acc)])),
-            float(np.mean([a for _, a in sorted(test_acc)])))
+    return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
 
 
 def _dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
@@ -572,6 +572,9 @@ def dci_scores(codes, factors, *, train_fraction: float = 0.8, codes_test=None,
     """
     codes, factors = _check_pair(codes, factors, min_codes=2, min_factors=2, min_rows=2)
     train_fraction = _CONSTRAINTS["train_fraction"](train_fraction)
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
+                               or (n_jobs < 1 and n_jobs != -1)):
+        raise ValueError(f"n_jobs must be None, -1 or an int >= 1, got {n_jobs!r}")
     rng = check_random_state(random_state)
     x_train, y_train, x_test, y_test = _check_split(codes, factors, codes_test,
                                                     factors_test, train_fraction, rng)
@@ -580,9 +583,6 @@ def dci_scores(codes, factors, *, train_fraction: float = 0.8, codes_test=None,
         nan = _undefined("dci_scores", "every factor takes a single value in the training "
                                        "set")
         return {"disentanglement": nan, "completeness": nan, "informativeness": nan}
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
-                               or (n_jobs < 1 and n_jobs != -1)):
-        raise ValueError(f"n_jobs must be None, -1 or an int >= 1, got {n_jobs!r}")
     importance, _, test_acc = _gbt_importance(x_train, y_train[:, keep], x_test,
                                               y_test[:, keep], rng, n_jobs)
     if importance.shape[1] < 2:
