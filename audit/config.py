@@ -31,7 +31,7 @@ class ShapesSpec(_Strict):
     name: Literal["shapes"]
     n: int = Field(3000, ge=10, description="number of images")
     image_size: int = Field(32, ge=16, le=128)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed, 0 … 2**32-1")
     remove: list[dict[str, Any]] = Field(
         default_factory=list,
         description="regions of factor space to leave out: each a dict factor -> value "
@@ -53,7 +53,7 @@ class DigitsSpec(_Strict):
     """scikit-learn's 8×8 handwritten digits (1797 real images, label 0-9)."""
     name: Literal["digits"]
     n: int | None = Field(None, ge=10, description="subsample to this many images")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed, 0 … 2**32-1")
 
 
 BuiltinSpec = Annotated[Union[ShapesSpec, DigitsSpec], Field(discriminator="name")]
@@ -120,7 +120,7 @@ class DemoVAESpec(_Strict):
     learning_rate: float = Field(2e-3, gt=0)
     beta: float = Field(1.0, gt=0)
     hidden: int = Field(256, ge=16)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed, 0 … 2**32-1")
 
 
 class NormalizeSpec(_Strict):
@@ -300,6 +300,13 @@ class GateConfig(_Strict):
     op: Literal["<=", ">=", "<", ">", "=="]
     threshold: float
 
+    @field_validator("threshold")
+    @classmethod
+    def _finite_threshold(cls, v: float) -> float:
+        if v != v:
+            raise ValueError("gate threshold is NaN: a comparison with NaN always fails")
+        return v
+
     @property
     def label(self) -> str:
         return f"{self.metric} {self.op} {self.threshold:g}"
@@ -318,11 +325,14 @@ class AuditConfig(_Strict):
     protected: list[str] = Field(default_factory=list)
     outcome: str | None = Field(None, description="metadata column with a per-sample outcome "
                                                   "(e.g. correct/incorrect, loss) for slices")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed, 0 … 2**32-1")
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)
     checks: dict[str, dict[str, Any]] | None = Field(
         None, description="check name -> its settings; default: every default check")
     gates: list[GateConfig] = Field(default_factory=list)
+    fail_on: Literal["never", "warning", "critical"] = Field(
+        "never", description="fail the run (exit 1) when a flagged finding at or above this "
+                             "severity exists; never: only gates decide")
     cache: bool | Path | None = Field(
         None, description="folder of the encoding cache (default .cache/latent-audit next to "
                           "the config); false turns the cache off")
@@ -487,6 +497,26 @@ def config_from_dict(raw: Any, *, source: str | Path = "<config>",
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice (YAML would
+    silently keep the last value)."""
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path) -> AuditConfig:
     """Read and validate a YAML config file."""
     path = Path(path)
@@ -498,7 +528,7 @@ def load_config(path: str | Path) -> AuditConfig:
         raise ConfigError(f"cannot read config ({exc.__class__.__name__}: {exc})",
                           source=path) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -79,7 +79,8 @@ class Context:
         self.knn_info: dict[str, dict[str, Any]] = {}
         if self.settings.knn == "approximate" and not _have_faiss():
             raise ConfigError("knn: approximate needs faiss: pip install 'latent-audit[fast]'",
-                              key="geometry.knn")
+                              key="geometry.knn",
+                              source=config.config_path if config is not None else None)
         if reference is not None and reference.dim != data.dim:
             raise ValueError(f"reference has {reference.dim} dimensions, data has {data.dim}")
 

@@ -12,6 +12,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+
+def natural_key(s: str) -> tuple:
+    """Sort key that orders the numbers inside a string numerically ("#2" before "#10")."""
+    import re
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", s))
+
 SCHEMA = "latent-audit/findings/v1"
 Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -143,6 +149,7 @@ class AuditResult:
     geometry: dict[str, Any]          # what the shared geometry did (dims kept, samples)
     timings: dict[str, float]
     thumbnails: dict[str, str] = field(default_factory=dict)
+    fail_on: Literal["never", "warning", "critical"] = "never"   # config ``fail_on``
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -155,24 +162,63 @@ class AuditResult:
     @property
     def findings(self) -> list[Finding]:
         all_f = [f for c in self.checks for f in c.findings]
-        return sorted(all_f, key=lambda f: (SEVERITY_RANK[f.severity], f.check, f.id))
+        return sorted(all_f, key=lambda f: (SEVERITY_RANK[f.severity], f.check, natural_key(f.id)))
 
     @property
     def errored(self) -> list[CheckResult]:
         return [c for c in self.checks if c.status == "error"]
 
+    def _failing_findings(self) -> list[Finding]:
+        """Flagged findings at or above the ``fail_on`` severity (none for ``never``)."""
+        if self.fail_on not in ("warning", "critical"):
+            return []
+        bar = SEVERITY_RANK[self.fail_on]
+        return [f for f in self.findings
+                if f.severity != "info" and SEVERITY_RANK[f.severity] <= bar]
+
     @property
     def verdict(self) -> Literal["pass", "fail", "error"]:
-        if any(not g.passed for g in self.gates):
+        if any(not g.passed for g in self.gates) or self._failing_findings():
             return "fail"
         if self.errored:
             return "error"
         return "pass"
 
+    @property
+    def verdict_reason(self) -> str:
+        """How the verdict was reached, in one plain sentence (for people, not parsers)."""
+        flagged = [f for f in self.findings if f.severity != "info"]
+        counts = [(s, sum(f.severity == s for f in flagged)) for s in ("critical", "warning")]
+        said = " and ".join(f"{n} {s}" for s, n in counts if n)
+        failed = [g for g in self.gates if not g.passed]
+        failing = self._failing_findings()
+        parts: list[str] = []
+        if failed:
+            parts.append(f"{len(failed)} of {len(self.gates)} gate(s) failed: "
+                         + "; ".join(g.details for g in failed[:3])
+                         + ("; …" if len(failed) > 3 else ""))
+        if failing:
+            parts.append(f"fail_on: {self.fail_on} and {len(failing)} finding(s) are "
+                         f"{self.fail_on}{' or worse' if self.fail_on == 'warning' else ''}")
+        if self.errored:
+            parts.append(f"{len(self.errored)} check(s) errored ("
+                         + ", ".join(c.check for c in self.errored) + ")")
+        if not failed:
+            parts.insert(0, "every gate passed" if self.gates else "no gates configured")
+        if said and not failing:
+            gated = {"never": "not gated (fail_on: never)",
+                     "critical": "below fail_on: critical"}.get(self.fail_on, "not gated")
+            noun = "finding is" if len(flagged) == 1 else "findings are"
+            parts.append(f"{said} {noun} {gated}")
+        elif not said:
+            parts.append("no critical or warning findings")
+        return "; ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         return jsonable({
             "schema": SCHEMA,
-            "run": {**self.run, "verdict": self.verdict, "timings": self.timings,
+            "run": {**self.run, "verdict": self.verdict,
+                    "verdict_reason": self.verdict_reason, "timings": self.timings,
                     "geometry": {k: v for k, v in self.geometry.items() if k != "metrics"},
                     "checks": {c.check: {"status": c.status, "error": c.error,
                                          "seconds": round(c.seconds, 3)}

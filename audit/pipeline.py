@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,13 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .checks import build_checks, run_check
+from .checks import run_check
+from .columns import is_numeric as is_numeric_column
 from .config import AuditConfig, DataConfig
 from .context import Context
 from .data import InputSet, load_builtin, load_latent_set
 from .data.arrays import validate_latent_array
-from .data.store import STORE_FORMAT, store_from_set
-from .errors import InputError
+from .data.store import store_from_set
+from .errors import AuditError, InputError
 from .findings import AuditResult, evaluate_gate
 from .io import atomic_outputs
 from .latents import LatentSet
@@ -89,10 +89,16 @@ def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
     return to_set(data, "data"), (to_set(reference, "reference") if reference else None)
 
 
-def _load_one(dc: DataConfig, section: str) -> LatentSet | InputSet | None:
+def _load_one(dc: DataConfig, section: str, source: str | None = None
+              ) -> LatentSet | InputSet | None:
     """Precomputed latents or a built-in set; ``None`` for inputs an encoder must read."""
     if dc.builtin is not None:
-        return load_builtin(dc.builtin, section=section)
+        try:
+            return load_builtin(dc.builtin, section=section)
+        except AuditError as exc:
+            if exc.source is None and source is not None:
+                exc.source = source        # name the config file, not only the key
+            raise
     if dc.latents is not None:
         if Path(dc.latents).is_dir():
             from .data.store import load_store_set
@@ -147,7 +153,7 @@ def _text_encoder(models: Any, batch_size: int):
 def _read_sets(cfg: AuditConfig, artifacts: dict[str, Any], *, with_reference: bool = True
                ) -> tuple[LatentSet, LatentSet | None]:
     sections = ["data"] + (["reference"] if with_reference and cfg.reference else [])
-    loaded = {s: _load_one(getattr(cfg, s), s) for s in sections}
+    loaded = {s: _load_one(getattr(cfg, s), s, _source_name(cfg)) for s in sections}
     sets = list(loaded.values())
     if any(isinstance(x, LatentSet) for x in sets) and not all(isinstance(x, LatentSet)
                                                                for x in sets):
@@ -201,9 +207,9 @@ def encode_store(config: AuditConfig, out_dir: Path, *, thumbnails: bool = True
                                 thumbnails=thumbnails)
                 for item in (stage / "store").iterdir():
                     item.rename(stage / item.name)
+                (stage / "store").rmdir()
         finally:
             models.close()
-        _drop_stale_shards(out_dir)
         return read_manifest(out_dir)
     write_store(encode(config), out_dir, thumbnails=thumbnails)
     from .data.store import read_manifest
@@ -228,15 +234,39 @@ def load_sets(cfg: AuditConfig, artifacts: dict[str, Any] | None = None
             raise InputError(f"column(s) {missing} not in the metadata (columns: "
                              f"{have[:20]}{'…' if len(have) > 20 else ''})",
                              source=meta_src, key=key)
+    from .preflight import check_metadata_values
+    check_metadata_values(data.metadata, cfg, meta_src)
     min_n = cfg.geometry.k + 1
     if data.n < min_n:
         raise InputError(f"has {data.n} points, fewer than the {min_n} needed for "
                          f"k={cfg.geometry.k} neighbours (lower geometry.k)",
                          source=data.source, key="data")
+    _refuse_degenerate(data.latents, min_n, cfg.geometry.k, source=data.source)
     if ref is not None and ref.n < 2:
         raise InputError(f"has {ref.n} points; a reference needs at least 2",
                          source=ref.source, key="reference")
     return data, ref
+
+
+def _refuse_degenerate(z: np.ndarray, min_n: int, k: int, *, source: str) -> None:
+    """Refuse latents with no geometry to audit: every row identical, or fewer distinct
+    rows than the k+1 a neighbourhood needs (distances would all be 0)."""
+    if not np.ptp(z, axis=0).any():
+        raise InputError(f"is degenerate: all {len(z)} rows are identical (zero variance in "
+                         "every dimension), so there is no geometry to audit",
+                         source=source, key="data")
+    rows = np.ascontiguousarray(z).view(np.dtype((np.void, z.dtype.itemsize * z.shape[1])))
+    distinct = int(np.unique(rows.ravel()).size)
+    if distinct < min_n:
+        raise InputError(f"is degenerate: {distinct} distinct rows among {len(z)}, fewer than "
+                         f"the {min_n} needed for k={k} neighbours", source=source, key="data")
+
+
+def _scalar_column(ser: pd.Series) -> bool:
+    """False for columns holding lists, arrays or dicts (e.g. parquet list/struct)."""
+    if ser.dtype != object:
+        return True
+    return not ser.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any()
 
 
 def _thumbnail(img: np.ndarray, size: int = 48) -> str:
@@ -327,12 +357,13 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
             elif np.issubdtype(arr.dtype, np.number):
                 cols[name] = arr[idx].astype(np.float32)
     meta = ctx.data.metadata
-    shown = [c for c in cfg.attributes + cfg.protected if c in meta.columns]
-    shown += [c for c in meta.columns if c not in shown][: max(0, 8 - len(shown))]
+    scalar = [c for c in meta.columns if _scalar_column(meta[c])]     # no list/struct
+    shown = [c for c in cfg.attributes + cfg.protected if c in scalar]
+    shown += [c for c in scalar if c not in shown][: max(0, 8 - len(shown))]
     metadata = {}
     for c in shown:
         ser = meta[c].iloc[idx]
-        if pd.api.types.is_numeric_dtype(ser):
+        if is_numeric_column(meta[c]):      # the one rule every chart uses (audit.columns)
             metadata[c] = {"kind": "numeric",
                            "values": pd.to_numeric(ser, errors="coerce")
                            .to_numpy(dtype=np.float32, na_value=np.nan)}
@@ -347,9 +378,15 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
              "n_total": n, "n_shown": int(len(idx)), "sampled": sampled}, idx)
 
 
+#: at most this many per-point hover thumbnails are embedded (each is a small PNG data URI,
+#: ~0.4 kB for 32×32 images: 10,000 of them add ~4 MB to report.html)
+THUMBNAIL_CAP = 10_000
+
+
 def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
-                cap: int = 400) -> dict[str, str]:
-    """Data-URI thumbnails for a capped set: evidence, exemplars, a sample, check images."""
+                cap: int = THUMBNAIL_CAP) -> dict[str, str]:
+    """Data-URI thumbnails: one for every point the map draws (up to ``cap``; beyond it,
+    evidence and exemplars first, then a seeded sample), plus the checks' images."""
     thumbs: dict[str, str] = {}
     for c in checks:
         for key, img in c.images.items():
@@ -372,10 +409,13 @@ def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
                     thumbs[e] = _thumbnail(ref.images[ref_pos[e]])
     for ex in ctx.clusters.exemplars.values():
         want.extend(int(i) for i in ex)
+    shown = set(int(i) for i in shown_idx)
+    want = [i for i in dict.fromkeys(want) if i in shown]    # hover works on drawn points
     rest = np.setdiff1d(shown_idx, np.array(want, dtype=int))
+    room = max(0, cap - len(want))
     if rest.size:
-        want.extend(ctx.rng(6).choice(rest, min(cap, rest.size), replace=False).tolist())
-    chosen = list(dict.fromkeys(want))[: cap + 300]
+        want.extend(ctx.rng(6).choice(rest, min(room, rest.size), replace=False).tolist())
+    chosen = want[:cap]
     thumbs.update({str(ids[i]): _thumbnail(images[i]) for i in chosen})
     return thumbs
 
@@ -386,7 +426,8 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     timings: dict[str, float] = {}
     artifacts: dict[str, Any] = {}
     source = _source_name(config)
-    checks = build_checks(config.checks, source=source)
+    from .preflight import preflight
+    checks = preflight(config, source)        # gates, extras, headers: before any compute
 
     t0 = time.perf_counter()
     log.info("loading data")
@@ -409,6 +450,9 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     t0 = time.perf_counter()
     points, shown_idx = _points(ctx, results, config)
     thumbs = _thumbnails(ctx, shown_idx, results)
+    if ctx.data.images is not None:      # how many drawn points have a hover thumbnail
+        points["thumbnails"] = {"n": sum(1 for i in ctx.data.ids[shown_idx] if str(i) in thumbs),
+                                "shown": int(len(shown_idx)), "cap": THUMBNAIL_CAP}
     timings["report_data"] = round(time.perf_counter() - t0, 3)
     timings.update(ctx.timings)
     geometry = ctx.describe()
@@ -431,46 +475,19 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
         "attributes": list(config.attributes), "protected": list(config.protected),
     }
     result = AuditResult(run=run_info, checks=results, gates=gates, points=points,
-                         geometry=geometry, timings=timings, thumbnails=thumbs)
+                         geometry=geometry, timings=timings, thumbnails=thumbs,
+                         fail_on=config.fail_on)
     return AuditRun(result=result, artifacts=artifacts)
-
-
-def _drop_stale_shards(out_dir: Path, *, had_reference: bool | None = None) -> None:
-    """Remove what an earlier store in ``out_dir`` left that the new manifest omits: extra
-    shards, thumbnails, and a ``reference-store/`` when this run had no reference."""
-    ref_store = out_dir / "reference-store"
-    if had_reference is False and (ref_store / "manifest.json").is_file():
-        try:
-            ours = json.loads((ref_store / "manifest.json").read_text()).get("format") \
-                == STORE_FORMAT
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if ours:
-            shutil.rmtree(ref_store, ignore_errors=True)
-    for folder in (out_dir / "store", ref_store, out_dir):
-        manifest = folder / "manifest.json"
-        if not manifest.is_file() or not (folder / "latents").is_dir():
-            continue
-        try:
-            m = json.loads(manifest.read_text())
-            listed = {s["file"] for s in m["shards"]}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if m.get("format") != STORE_FORMAT:
-            continue
-        for part in (folder / "latents").glob("part-*.npy"):
-            if f"latents/{part.name}" not in listed:
-                part.unlink(missing_ok=True)
-        if not m.get("thumbnails"):
-            (folder / "thumbnails.npy").unlink(missing_ok=True)
 
 
 def write_store(latent_set: LatentSet, out_dir: Path, *, thumbnails: bool = True) -> Path:
     """Write ``latent_set`` as a latent store in ``out_dir``, atomically (see docs/inputs.md)."""
     out_dir = Path(out_dir)
-    with atomic_outputs(out_dir) as stage:
-        store_from_set(stage, latent_set, thumbnails=thumbnails)
-    _drop_stale_shards(out_dir)
+    with atomic_outputs(out_dir) as stage:        # the folder is replaced whole
+        store_from_set(stage / "store", latent_set, thumbnails=thumbnails)
+        for item in (stage / "store").iterdir():
+            item.rename(stage / item.name)
+        (stage / "store").rmdir()
     return out_dir
 
 
@@ -493,7 +510,5 @@ def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
         for name, folder in (("data", "store"), ("reference", "reference-store")):
             if sets.get(name) is not None:          # the latents this run audited
                 store_from_set(stage / folder, sets[name])
-    _drop_stale_shards(out_dir, had_reference=(sets.get("reference") is not None)
-                       if sets else None)
     return {"findings": out_dir / "findings.json", "summary": out_dir / "summary.md",
             "report": out_dir / "report.html"}

@@ -151,15 +151,23 @@ def test_composition_bins_numeric_columns_in_order():
     assert first == {"0–0.25": 0.5, "0.25–0.5": 0.5}
 
 
-def test_clusters_warn_when_structure_is_absent():
+def test_clusters_blob_is_not_flagged_background_is():
+    # uniform in a cube: one group, whatever HDBSCAN's noise share -> info, never flagged
     x = np.random.default_rng(0).random((1500, 10))
     ctx = Context(lset(x), geometry=GeometryConfig(map="pca", min_cluster_size=200))
     (check,) = build_checks({"clusters": {"noise_warning": 0.3}})
     res = run_check(check, ctx, debug=True)
-    if res.metrics["clusters.noise_fraction"] > 0.4:
-        assert [f.id for f in flagged(res)] == ["clusters-noise"]
-    else:
-        assert flagged(res) == []
+    assert flagged(res) == []
+    # three tight groups (20%) in a diffuse uniform background (80%): a real warning
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(-8, 8, (3, 6))
+    tight = centres[rng.integers(0, 3, 300)] + 0.2 * rng.standard_normal((300, 6))
+    x = np.vstack([tight, rng.uniform(-10, 10, (1200, 6))])
+    ctx = Context(lset(x), geometry=GeometryConfig(map="pca"))
+    (check,) = build_checks({"clusters": {}})
+    res = run_check(check, ctx, debug=True)
+    assert res.metrics["clusters.count"] >= 2
+    assert [f.id for f in flagged(res)] == ["clusters-noise"]
 
 
 def test_registry_rejects_duplicate_names():

@@ -125,3 +125,221 @@ def test_sampled_map_discloses_the_sample_and_keeps_evidence(browser, tmp_path, 
     page.wait_for_timeout(300)
     assert errors(ev) == []
     page.close()
+
+
+PROTO_VALUES = ["__proto__", "constructor", "toString", "hasOwnProperty"]
+
+
+def _proto_case(write_case, tmp_path):
+    """Metadata whose values and column names are Object.prototype member names."""
+    rng = np.random.default_rng(5)
+    n = 480
+    lab = np.arange(n) % 4
+    centres = rng.standard_normal((4, 6)) * 7
+    x = (centres[lab] + rng.standard_normal((n, 6))).astype(np.float32)
+    ref = np.concatenate([x[:300] + rng.standard_normal((300, 6)).astype(np.float32) * 0.3,
+                          (rng.standard_normal((60, 6)) + 30).astype(np.float32)])
+    meta = pd.DataFrame({
+        "id": [PROTO_VALUES[i % 4] if i < 4 else f"p{i}" for i in range(n)],
+        "constructor": np.array(PROTO_VALUES)[lab],
+        "__proto__": np.array(PROTO_VALUES)[(lab + np.arange(n) // 4 % 2) % 4],
+        "function": np.where(np.arange(n) % 3 == 0, "toString", "valueOf"),
+        "colour": np.array(["green", "red", "blue", "orange"])[lab],
+        "size": lab * 1.5 + rng.standard_normal(n),
+    })
+    cfg = write_case(x, meta, {"name": "proto", "attributes": ["constructor", "size", "colour"],
+                               "protected": ["__proto__", "function"]}, reference=ref)
+    return cfg
+
+
+def test_prototype_names_draw_every_figure(browser, tmp_path, write_case, run_cli):
+    """Values and columns named like Object.prototype members (``__proto__``,
+    ``constructor``, ``toString``, ``hasOwnProperty``, ``function``): no console error,
+    every figure drawn, and the map colours by each of those columns."""
+    cfg = _proto_case(write_case, tmp_path)
+    out = tmp_path / "o"
+    code, _, err = run_cli("run", cfg, "--out", out, "-q")
+    assert code in (0, 1), err
+    page, ev = open_report(browser, out / "report.html")
+    n_div = page.locator("div.figure").count()
+    assert n_div >= 8
+    assert page.locator(".js-plotly-plot").count() == n_div
+    # every figure has data in it
+    empty = page.evaluate("""() => [...document.querySelectorAll('div.figure')]
+        .filter(d => !d.data || !d.data.length).map(d => d.id)""")
+    assert empty == []
+    assert errors(ev) == []
+    options = page.locator("#colour-by option").all_text_contents()
+    for col in ("constructor", "__proto__", "function"):
+        assert col in options
+        page.select_option("#colour-by", label=col)
+        page.wait_for_timeout(200)
+        # plotly keys categories by plain objects: such labels carry an invisible U+200B
+        names = [n.replace("\u200b", "") for n in
+                 page.evaluate("document.getElementById('fig-map').data.map(t => t.name)")]
+        n_pts = page.evaluate("document.getElementById('fig-map').data"
+                              ".filter(t => t.type === 'scattergl')"
+                              ".reduce((s, t) => s + t.x.length, 0)")
+        assert n_pts == page.evaluate("LatentAudit.points.x.length")
+        if col != "function":
+            assert sum(any(n.startswith(v + " (") for n in names) for v in PROTO_VALUES) == 4
+    # hovering the point whose id is "__proto__" fills the panel without errors
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.wait_for_timeout(300)
+    xy = page.evaluate("""() => {
+        const div = document.getElementById('fig-map'), L = div._fullLayout;
+        const P = LatentAudit.points, r = div.getBoundingClientRect();
+        const i = P.ids.indexOf('__proto__');
+        return [r.left + L.xaxis._offset + L.xaxis.d2p(P.x[i]),
+                r.top + L.yaxis._offset + L.yaxis.d2p(P.y[i])];
+    }""")
+    page.mouse.move(xy[0] + 1, xy[1] + 1)
+    page.mouse.move(xy[0], xy[1])
+    page.wait_for_timeout(300)
+    assert errors(ev) == []
+    assert page.locator("#hover-text").inner_text().startswith("__proto__")
+    page.close()
+
+
+def _map_traces(page):
+    return page.evaluate("""() => document.getElementById('fig-map').data
+        .filter(t => t.type === 'scattergl' && t.name !== 'evidence')
+        .map(t => ({name: t.name.replace(/\u200b/g, ''), color: t.marker.color, text: t.text}))""")
+
+
+def test_map_colours_legend_and_hover_agree(browser, tmp_path, write_case, run_cli):
+    """A column of colour names is drawn in those colours (legend = marker = hover); the
+    clusters take one shared palette (map = cluster-size chart), noise is grey and called
+    "noise"; hover numbers have ~3 significant digits."""
+    cfg = _proto_case(write_case, tmp_path)
+    out = tmp_path / "o"
+    code, _, err = run_cli("run", cfg, "--out", out, "-q")
+    assert code in (0, 1), err
+    page, ev = open_report(browser, out / "report.html")
+    page.select_option("#colour-by", label="colour")
+    page.wait_for_timeout(200)
+    traces = _map_traces(page)
+    assert {t["name"].split(" (")[0] for t in traces} == {"green", "red", "blue", "orange"}
+    for t in traces:
+        value = t["name"].split(" (")[0]
+        assert t["color"] == value                                   # legend = marker
+        assert all(f"colour: {value}" in h for h in t["text"])      # = hover
+    # clusters: the same colour on the map and in the cluster-size chart
+    page.select_option("#colour-by", label="cluster")
+    page.wait_for_timeout(200)
+    on_map = {t["name"].split(" (")[0]: t["color"] for t in _map_traces(page)}
+    bars = page.evaluate("""() => { const t = document.getElementById('fig-clusters-0').data[0];
+        return t.x.map((x, i) => [x, t.marker.color[i]]); }""")
+    assert len(bars) >= 2
+    for x, colour in bars:
+        name = "noise" if x == "noise" else "cluster " + x.lstrip("c")
+        if name in on_map:
+            assert on_map[name] == colour, (name, on_map[name], colour)
+    hover = page.evaluate("document.getElementById('fig-map').data[0].text.join('|')")
+    assert "cluster: -1" not in hover
+    import re
+    assert not re.search(r"\d\.0*[1-9]\d{4,}", hover)                  # no raw float32 digits
+    # the legend is not under the modebar
+    boxes = page.evaluate("""() => {
+        const m = document.querySelector('#fig-map .modebar').getBoundingClientRect();
+        const l = document.querySelector('#fig-map .legend').getBoundingClientRect();
+        return [m.bottom, l.top]; }""")
+    assert boxes[1] >= boxes[0] - 1
+    assert errors(ev) == []
+    page.close()
+
+
+def test_png_download_is_not_blocked_by_csp(browser, demo_out):
+    """The modebar's "Download plot as PNG" works under the report's CSP, which still
+    allows no network request (img-src only data: and blob:)."""
+    _, out = demo_out
+    html = (out / "report.html").read_text()
+    csp = html.split('http-equiv="Content-Security-Policy" content="')[1].split('"')[0]
+    assert "default-src 'none'" in csp and "http" not in csp and "connect-src" not in csp
+    assert "img-src data: blob:" in csp
+    page, ev = open_report(browser, out / "report.html")
+    page.evaluate("""() => { window.__csp = [];
+        document.addEventListener('securitypolicyviolation',
+            e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI)); }""")
+    for fig in ("fig-map", "fig-clusters-0"):
+        page.hover(f"#{fig}")
+        with page.expect_download(timeout=20000) as dl:
+            page.locator(f"#{fig} .modebar-btn[data-title*='Download']").first.click()
+        assert dl.value.suggested_filename.endswith(".png")
+        assert dl.value.path().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__csp") == []
+    assert errors(ev) == []
+    assert [u for u in ev["requests"] if not u.startswith(("file://", "blob:", "data:"))] == []
+    page.close()
+
+
+def test_report_reads_clearly_for_a_newcomer(browser, demo_out):
+    """Every drawn point has a hover thumbnail; no p-value reads "p = 0"; findings with
+    numbers sort numerically (#2 before #10); the disentanglement scores appear once; slider
+    charts show bars before they are dragged; the sticky nav does not hide a heading after
+    an anchor jump; hover numbers are short."""
+    import re
+    _, out = demo_out
+    html = (out / "report.html").read_text()
+    assert "p = 0<" not in html and "p = 0," not in html and "p 0)" not in html
+    page, ev = open_report(browser, out / "report.html")
+    p_cells = page.evaluate("[...document.querySelectorAll('#findings tbody tr')]"
+                            ".map(r => r.cells[4].textContent.trim())")
+    assert p_cells and "0" not in p_cells and "0.0" not in p_cells
+    ids = page.evaluate("LatentAudit.points.ids")
+    thumbs = page.evaluate("Object.keys(LatentAudit.data.thumbnails)")
+    assert set(ids) <= set(thumbs)
+    titles = page.locator("#check-outliers .finding strong").all_text_contents()
+    ranks = [int(m.group(1)) for t in titles if (m := re.match(r"Most isolated #(\d+)", t))]
+    assert ranks == sorted(ranks) and len(ranks) >= 2
+    ent = page.locator("#check-entanglement")
+    if ent.count():
+        body = ent.inner_html()
+        assert body.count("<td><code>disentanglement.mig</code></td>") == 1     # one scores table
+        sliders = page.evaluate("""() => [...document.querySelectorAll('#check-entanglement div.figure')]
+            .filter(d => d.layout && d.layout.sliders)
+            .map(d => d.data[0].y.some(v => v !== null && Math.abs(v) > 1e-9))""")
+        assert all(sliders)
+    page.evaluate("location.hash = '#check-outliers'")
+    page.wait_for_timeout(300)
+    top = page.evaluate("document.querySelector('#check-outliers h2').getBoundingClientRect().top")
+    nav = page.evaluate("document.querySelector('nav').getBoundingClientRect().bottom")
+    assert top >= nav
+    hover = page.evaluate("document.getElementById('fig-map').data[0].text.join('|')")
+    assert not re.search(r"\d\.0*[1-9]\d{4,}", hover) and "cluster: -1" not in hover
+    assert errors(ev) == []
+    page.close()
+
+
+def test_coverage_gap_regions_are_outlined(browser, tmp_path, write_case, run_cli):
+    cfg = _proto_case(write_case, tmp_path)
+    out = tmp_path / "o"
+    code, _, err = run_cli("run", cfg, "--out", out, "-q")
+    assert code in (0, 1), err
+    doc = json.loads((out / "findings.json").read_text())
+    n_gaps = sum(1 for f in doc["findings"] if f["check"] == "coverage" and "gap" in f["id"])
+    # a leakage test that stopped early says why (sequential Besag–Clifford test)
+    import re
+    leak = [f["summary"] for f in doc["findings"] if f["id"].endswith("-leakage")
+            or f["id"].endswith("-leakage-adjusted")]
+    stopped = [t for t in leak if int(re.search(r"over (\d+) shuffles", t).group(1)) < 40]
+    assert stopped and all("Besag–Clifford" in t and "stop_after" in t for t in stopped)
+    page, ev = open_report(browser, out / "report.html")
+    fig = page.locator("#check-coverage div.figure").first.get_attribute("id")
+    data = page.evaluate(f"document.getElementById('{fig}').data.map(t => [t.name, t.fill || '', t.text])")
+    outlines = [d for d in data if d[0] == "gap region outline"]
+    assert outlines and all(d[1] == "toself" for d in outlines)
+    labels = [d for d in data if d[0] == "gap labels"][0][2]
+    assert labels[0] == "gap 1" and len(labels) == len(outlines)
+    assert n_gaps == 0 or len(outlines) == n_gaps
+    # "q" is defined wherever a caption uses it
+    assert "BH-adjusted p-value as <em>q</em>" in page.locator("#check-bias").inner_html()
+    assert errors(ev) == []
+    page.close()
+
+
+def test_p_values_never_print_as_zero():
+    from audit.report.html import _pval
+    assert _pval(0.0) == "< 1e-300" and _pval(1e-320) == "< 1e-300"
+    assert _pval(None) == "–" and _pval(0.031) == "0.031" and _pval(2.5e-7) == "2.50e-07"

@@ -36,6 +36,9 @@ class Check:
     name: ClassVar[str]
     Settings: ClassVar[type[CheckSettings]] = CheckSettings
     default: ClassVar[bool] = True
+    #: every metric name ``run`` can put in ``CheckResult.metrics`` (fnmatch patterns for
+    #: names built from data, e.g. ``bias.*.leakage_auc``); gates are validated against it
+    produces: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **settings: Any) -> None:
         self.settings = self.Settings(**settings)

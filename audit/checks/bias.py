@@ -28,13 +28,15 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Callable, ClassVar, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
 from ..context import Context
+from ..columns import bin_values, is_numeric, quantile_edges
+from ..formatting import format_p
 from ..findings import CheckResult, Finding
 from ..metrics import (MISSING_GROUP, benjamini_hochberg, probe_leakage, rate_disparity,
                        representation_test, weat, wilson_interval)
@@ -179,7 +181,7 @@ class RepresentationSettings(CheckSettings):
     strong_ratio: float = Field(2.0, gt=1, description="critical from this ratio (or 1 / it)")
     min_cramers_v: float = Field(0.1, ge=0, le=1, description=(
         "the column-level association is flagged only from this (bias-corrected) V"))
-    strong_cramers_v: float = Field(0.3, ge=0, le=1)
+    strong_cramers_v: float = Field(0.3, ge=0, le=1, description="critical from this V")
     n_permutations: int = Field(999, ge=99, le=100000, description=(
         "Monte Carlo chi-square when some expected count is below 5"))
 
@@ -194,7 +196,7 @@ class DisparitySettings(CheckSettings):
         "outlier = GLOSH score above this quantile"))
     coverage_k: int = Field(5, ge=1, le=100, description=(
         "k of the reference's neighbour balls for coverage (Naeem et al. use 5)"))
-    max_evidence: int = Field(500, ge=1)
+    max_evidence: int = Field(500, ge=1, description="points listed as evidence per finding")
 
 
 class OutcomeSettings(CheckSettings):
@@ -207,7 +209,7 @@ class OutcomeSettings(CheckSettings):
     group_clusters: bool = Field(True, description="also test group x cluster slices")
     min_effect: float = Field(0.2, ge=0, description=(
         "flag only from this effect size (Cohen's h for rates, d for means)"))
-    strong_effect: float = Field(0.8, ge=0)
+    strong_effect: float = Field(0.8, ge=0, description="critical from this effect size")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -227,24 +229,19 @@ def group_labels(values: pd.Series, *, bins: int = 4, edges: np.ndarray | None =
 
     ``labels`` is an object array of strings with ``None`` for missing values (the
     metrics call that group ``<missing>``). Numeric columns with more than
-    ``max(bins, 10)`` distinct values are cut into ``bins`` quantile bins labelled
-    ``low–high`` (``edges`` returned, and reused to label a reference the same way);
+    ``audit.columns.NUMERIC_MIN_LEVELS`` distinct values are cut into ``bins`` quantile
+    bins labelled ``low–high`` (``edges`` returned, and reused to label a reference the same way);
     other values become their string form. ``order`` lists the groups, missing last.
     """
     ser = values.reset_index(drop=True)
     numeric = (pd.api.types.is_numeric_dtype(ser) and not pd.api.types.is_bool_dtype(ser))
-    if edges is None and numeric and ser.nunique(dropna=True) > max(bins, 10):
-        x = ser.to_numpy(dtype=float, na_value=np.nan)
-        edges = np.unique(np.nanquantile(x, np.linspace(0, 1, bins + 1)))
+    if edges is None and numeric and is_numeric(ser):
+        edges = quantile_edges(ser, bins)
     missing = ser.isna().to_numpy()
-    if edges is not None and len(edges) >= 2:
-        x = ser.to_numpy(dtype=float, na_value=np.nan)
-        names = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
-        # right-closed bins (the first includes its low edge); values outside go to the ends
-        idx = np.searchsorted(edges[1:-1], np.nan_to_num(x), side="left")
-        labels = np.array([names[i] for i in idx], dtype=object)
-        labels[missing] = None
-        present = [nm for k, nm in enumerate(names) if np.any((idx == k) & ~missing)]
+    if edges is not None and len(edges) >= 2 and numeric:
+        # one rule and one label format for every chart (audit.columns)
+        labels, names = bin_values(ser, edges)
+        present = [nm for nm in names if np.any(labels == nm)]
     else:
         labels = np.array([None if m else _label_str(v) for v, m in
                            zip(ser.astype(object).tolist(), missing)], dtype=object)
@@ -317,6 +314,26 @@ class BiasCheck(Check):
     """Bias over the protected columns: leakage, representation, disparity, slices, WEAT."""
 
     name = "bias"
+    produces: ClassVar[tuple[str, ...]] = (
+        "bias.tests",
+        "bias.flagged",
+        "bias.*.groups_tested",
+        "bias.*.groups_untested",
+        "bias.*.missing_fraction",
+        "bias.*.leakage_auc",
+        "bias.*.leakage_p",
+        "bias.*.leakage_auc_adjusted",
+        "bias.*.leakage_p_adjusted",
+        "bias.*.cramers_v",
+        "bias.*.representation_p",
+        "bias.*.*_ratio",
+        "bias.outcome.overall",
+        "bias.outcome.slices_tested",
+        "bias.outcome.worst_effect",
+        "bias.*.outcome_gap",
+        "bias.weat.*.effect_size",
+        "bias.weat.*.p",
+    )
 
     class Settings(CheckSettings):
         alpha: float = Field(0.05, gt=0, lt=1, description=(
@@ -582,9 +599,15 @@ class _BiasRun:
             summary = (f"A cross-validated linear probe ({L.cv} folds, {n} points) tells the "
                        f"groups apart with AUC {auc:.3f} (95% interval {_num(res['ci'][0])}–"
                        f"{_num(res['ci'][1])}; chance 0.5); permutation test over "
-                       f"{len(res['null_scores'])} shuffles: p = {_num(pv['p_value'], 2)}"
+                       f"{len(res['null_scores'])} shuffles: {format_p(pv['p_value'])}"
                        + (" (normal tail of the null)" if pv["method"] == "normal-tail" else "")
-                       + f", BH-adjusted {_num(q, 2)}. Carried mostly by {carried}.")
+                       + (f" (a sequential Besag–Clifford test: it stopped after "
+                          f"{len(res['null_scores'])} of {L.n_permutations} shuffles because "
+                          f"{L.stop_after} permuted AUCs already reached the observed one, "
+                          "which settles 'not significant'; checks.bias.leakage.stop_after)"
+                          if L.stop_after and len(res["null_scores"]) < L.n_permutations
+                          else "")
+                       + f", {format_p(q, name='BH-adjusted p')}. Carried mostly by {carried}.")
             if sev != "info" and not adjusted:
                 summary += (" Downstream models can use the group even when it is not an "
                             "input; check the adjusted probe to see whether legitimate "
@@ -642,10 +665,11 @@ class _BiasRun:
                 title=f"{col}: {verb} (Cramér's V {v:.2f})",
                 summary=(f"Cluster × group table of {rep['n']} clustered points "
                          f"({len(clusters)} clusters, {len(groups)} groups; noise left out): "
-                         f"chi-square {rep['chi2']:.1f} on {rep['dof']} df, p = "
-                         f"{_num(p, 2)}" + (" (Monte Carlo: some expected counts are below 5)"
+                         f"chi-square {rep['chi2']:.1f} on {rep['dof']} df, "
+                         f"{format_p(p)}" + (" (Monte Carlo: some expected counts are below 5)"
                                             if method != "chi2" else "")
-                         + f", BH-adjusted {_num(q, 2)}; bias-corrected Cramér's V {v:.3f} "
+                         + f", {format_p(q, name='BH-adjusted p')}; "
+                         f"bias-corrected Cramér's V {v:.3f} "
                          f"(flagged from {R.min_cramers_v:g})."),
                 metric=f"bias.{key}.cramers_v", value=float(v), threshold=R.min_cramers_v,
                 p_value=q, subjects={"attribute": col, "kind": "representation"})
@@ -676,7 +700,7 @@ class _BiasRun:
                              f"groups; {cell['observed']} are {col}={g} where "
                              f"{cell['expected']:.1f} are expected from the group's overall "
                              f"share ({ratio:.2f}× expected; exact binomial test, "
-                             f"BH-adjusted p = {_num(q, 2)}). The interval is the group's "
+                             f"{format_p(q, name='BH-adjusted p')}). The interval is the group's "
                              "share of the cluster (Wilson 95%). Evidence: every member of "
                              "the cluster."),
                     metric=f"bias.{key}.representation_ratio", value=ratio,
@@ -776,7 +800,7 @@ class _BiasRun:
                          f"(95% interval {_num(ci[0], 2)}–{_num(ci[1], 2)}; the four-fifths "
                          f"rule asks for >= {D.four_fifths:g}); "
                          f"{'Fisher' if res['test'] == 'fisher' else 'chi-square'} test "
-                         f"p = {_num(res['p_value'], 2)}, BH-adjusted {_num(q, 2)}."
+                         f"{format_p(res['p_value'])}, {format_p(q, name='BH-adjusted p')}."
                          + (f" Evidence: flagged {unit} of {col}={hi_g}." if sev != "info"
                             else "")),
                 metric=f"bias.{key}.{flag}_ratio", value=float(ratio),
@@ -868,8 +892,9 @@ class _BiasRun:
                              f"{fmt(r['ci'][1])}) against {fmt(r['rest'])} in the rest; "
                              f"effect size {r['effect']:.2f} (Cohen's "
                              f"{'h' if kind == 'rate' else 'd'}); one-sided "
-                             f"{'Fisher' if kind == 'rate' else 'Welch t'} test, BH-adjusted "
-                             f"p = {_num(q, 2)}. Evidence: the slice's members."),
+                             f"{'Fisher' if kind == 'rate' else 'Welch t'} test, "
+                             f"{format_p(q, name='BH-adjusted p')}. "
+                             "Evidence: the slice's members."),
                     metric="bias.outcome.slice_" + unit, value=float(r["value"]),
                     threshold=overall, p_value=q, ci=tuple(r["ci"]), subjects=subj,
                     evidence_ids=tuple(ids[mask]))
@@ -1033,8 +1058,8 @@ class _BiasRun:
                          f"({sizes['Y']}), A = {labels['A']} ({sizes['A']}), B = "
                          f"{labels['B']} ({sizes['B']}); cosine in {where_cos}.{seat} "
                          f"Effect size {_num(d, 3)} (standard deviation with ddof=1), "
-                         f"{t.alternative} permutation p = {_num(p, 2)} ({how}), "
-                         f"BH-adjusted {_num(q, 2)}."
+                         f"{t.alternative} permutation {format_p(p)} ({how}), "
+                         f"{format_p(q, name='BH-adjusted p')}."
                          + (" Target and attribute selections overlapped, so the rows were "
                             "split at random into a target half and an attribute half."
                             if split else "")),

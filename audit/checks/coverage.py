@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from itertools import combinations
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.special import betaln, gammaln
 
 from ..context import Context
+from ..columns import bin_values, is_numeric, quantile_edges, range_labels
+from ..formatting import format_p
 from ..findings import CheckResult, Finding
 from ..metrics import (MISSING_GROUP, benjamini_hochberg, coverage, coverage_by_group, knn,
                        poisson_deficit_pvalue, wilson_interval)
@@ -176,15 +178,14 @@ def bin_columns(data: pd.DataFrame, reference: pd.DataFrame | None, columns: lis
         d = data[col].reset_index(drop=True)
         r = reference[col].reset_index(drop=True) if (reference is not None and
                                                        col in reference.columns) else None
-        if pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d) \
-                and d.nunique(dropna=True) > 10:
-            qs = np.unique(np.nanquantile(d.to_numpy(dtype=float), np.linspace(0, 1, bins + 1)))
-            labels = [f"{qs[i]:.3g}–{qs[i + 1]:.3g}" for i in range(len(qs) - 1)]
-            edges = np.concatenate([[-np.inf], qs[1:-1], [np.inf]])
+        if is_numeric(d) and len(quantile_edges(d, bins)) >= 2:
+            qs = quantile_edges(d, bins)          # one rule and label format (audit.columns)
+            labels = range_labels(qs)
 
             def cut(s: pd.Series) -> pd.Series:
-                c = pd.cut(s.astype(float), edges, labels=labels, include_lowest=True)
-                return c.astype(object).where(c.notna(), MISSING_GROUP).astype(str)
+                lab, _ = bin_values(s, qs)
+                return pd.Series(lab, index=s.index, dtype=object).where(
+                    pd.notna(lab), MISSING_GROUP).astype(str)
             out[col] = (cut(d), cut(r) if r is not None and
                         pd.api.types.is_numeric_dtype(r) else None, labels)
             continue
@@ -280,6 +281,17 @@ class CoverageCheck(Check):
     regions; groups) and attribute combinations the data lacks."""
 
     name = "coverage"
+    produces: ClassVar[tuple[str, ...]] = (
+        "coverage.precision",
+        "coverage.recall",
+        "coverage.density",
+        "coverage.coverage",
+        "coverage.coverage_null",
+        "coverage.gap_regions",
+        "coverage.gap_fraction",
+        "coverage.combinations_tested",
+        "coverage.combinations_missing",
+    )
 
     class Settings(CheckSettings):
         k: int = Field(5, ge=1, le=100, description=(
@@ -391,7 +403,12 @@ class CoverageCheck(Check):
         region_of = np.full(m_ref, -1, dtype=np.int64)
         for r, g in enumerate(sig_regions):
             region_of[labels == g] = r
-        comp = {c: composition(ref_meta[c], region_of, bins=s.bins) for c in cols}
+        # the data's bins (as in every other chart), applied to the reference
+        data_meta = ctx.data.metadata
+        comp = {c: composition(ref_meta[c], region_of, bins=s.bins,
+                               edges=(quantile_edges(data_meta[c], s.bins)
+                                      if c in data_meta.columns and is_numeric(data_meta[c])
+                                      else None)) for c in cols}
         ref_xy = ctx.reference_map2d
         gap_rows = []
         in_gap = region_of >= 0
@@ -420,7 +437,7 @@ class CoverageCheck(Check):
                               "No attribute value stands out among its points. ")
                              + f"No data point lies inside their {k}-NN balls; at the deepest "
                              f"one, {int(depth[best])} reference points come before the "
-                             f"nearest data point (chance: p = {pvals[best]:.2g}, "
+                             f"nearest data point (chance: {format_p(pvals[best])}, "
                              "Bonferroni-adjusted below). Chance alone leaves "
                              f"{chance:.1%} of the reference uncovered, scattered."),
                     metric="coverage.gap_share", value=share, threshold=s.critical_share,

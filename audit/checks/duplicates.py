@@ -9,12 +9,15 @@ nothing while copied rows (or leakage between splits) are found.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 
 import numpy as np
 from pydantic import Field
 
 from ..context import Context
+from ..formatting import format_p
 from ..findings import CheckResult, Finding
 from ..metrics import benjamini_hochberg, poisson_excess_pvalue, wilson_interval
 from .base import Check, CheckSettings, register
@@ -33,11 +36,33 @@ def near_duplicate_mask(nn_dist: np.ndarray, local_scale: np.ndarray,
     return (nn_dist <= 0) | (nn_dist < rel_threshold * local_scale)
 
 
+def critical_count(expected: float, level: float) -> int:
+    """Smallest count whose Poisson excess p-value over ``expected`` is at most ``level``."""
+    from scipy import stats
+    o = max(1, int(stats.poisson.isf(level, expected)) + 1)
+    while float(poisson_excess_pvalue(o, expected)) > level:       # guard the rounding
+        o += 1
+    while o > 1 and float(poisson_excess_pvalue(o - 1, expected)) <= level:
+        o -= 1
+    return o
+
+
+def _count_text(count: int, n: int) -> str:
+    return f"{count} of {n} points ({count / n:.2%})"
+
+
 @register
 class DuplicatesCheck(Check):
     """Near-duplicates within the data, and data points that (nearly) copy reference points."""
 
     name = "duplicates"
+    produces: ClassVar[tuple[str, ...]] = (
+        "duplicates.within_fraction",
+        "duplicates.within_pairs",
+        "duplicates.exact_fraction",
+        "duplicates.expected_by_chance",
+        "duplicates.cross_fraction",
+    )
 
     class Settings(CheckSettings):
         rel_threshold: float = Field(0.02, gt=0, lt=1, description=(
@@ -45,7 +70,8 @@ class DuplicatesCheck(Check):
             "distance"))
         alpha: float = Field(0.01, gt=0, lt=1, description="significance after BH over the "
                                                             "within and cross tests")
-        max_evidence: int = Field(200, ge=1)
+        max_evidence: int = Field(200, ge=1, description="pairs listed as evidence per "
+                                                          "finding")
 
     def run(self, ctx: Context) -> CheckResult:
         s = self.settings
@@ -72,6 +98,9 @@ class DuplicatesCheck(Check):
                    "duplicates.within_pairs": float(len(pairs)),
                    "duplicates.exact_fraction": exact.mean(),
                    "duplicates.expected_by_chance": n * rate}
+        # the decision threshold, as a count: significant on its own at alpha / tests
+        # (then BH rejects it whatever the other test gives)
+        crit = critical_count(n * rate, s.alpha / len(tests))
         findings = []
         if rejected[0]:
             ev = [str(ids[i]) for p in pairs[: s.max_evidence // 2] for i in p]
@@ -79,14 +108,18 @@ class DuplicatesCheck(Check):
                 id="duplicates-within", check="duplicates", severity="warning",
                 title=f"{int(within.sum())} near-duplicate points in the data "
                       f"({len(pairs)} pairs)",
-                summary=(f"{within.mean():.2%} of points have a neighbour closer than "
+                summary=(f"{_count_text(int(within.sum()), n)} have a neighbour closer than "
                          f"{s.rel_threshold:g}× the local spacing ({int(exact.sum())} exact "
-                         f"copies); chance predicts {n * rate:.2g}. Duplicates inflate "
-                         "cluster sizes and leak between splits."),
+                         f"copies); chance predicts {n * rate:.2g} points "
+                         f"({100 * rate:.2g}%), and {crit} or more is flagged "
+                         f"({format_p(float(qvals[0]), name='BH-adjusted p')}). Duplicates "
+                         "inflate cluster sizes and leak between splits."),
                 metric="duplicates.within_fraction", value=float(within.mean()),
-                threshold=s.rel_threshold, p_value=float(qvals[0]),
+                threshold=crit / n, p_value=float(qvals[0]),
                 ci=wilson_interval(int(within.sum()), n),
-                subjects={"pairs": [[str(ids[a]), str(ids[b])] for a, b in pairs[:20]]},
+                subjects={"pairs": [[str(ids[a]), str(ids[b])] for a, b in pairs[:20]],
+                          "distance_factor": s.rel_threshold, "expected_count": n * rate,
+                          "critical_count": crit},
                 evidence_ids=tuple(ev)))
         per_sample = {"is_duplicates_issue": within,
                       "duplicates_score": np.clip(dist[:, 0] / np.maximum(local, 1e-12), 0, 1)}
@@ -107,15 +140,19 @@ class DuplicatesCheck(Check):
                 findings.append(Finding(
                     id="duplicates-cross", check="duplicates", severity="warning",
                     title=f"{rows.size} data points (nearly) copy reference points",
-                    summary=(f"{cross.mean():.2%} of the data sits within {s.rel_threshold:g}× "
-                             "the local spacing of a reference point "
+                    summary=(f"{_count_text(rows.size, n)} of the data sit within "
+                             f"{s.rel_threshold:g}× the local spacing of a reference point "
                              f"({int((cdist[:, 0] <= 0).sum())} exact); chance predicts "
-                             f"{n * rate:.2g}. If the reference is a held-out split, this is "
-                             "leakage between splits."),
+                             f"{n * rate:.2g} points ({100 * rate:.2g}%), and {crit} or more is "
+                             f"flagged ({format_p(float(qvals[1]), name='BH-adjusted p')}). "
+                             "If the reference is a held-out split, this is leakage between "
+                             "splits."),
                     metric="duplicates.cross_fraction", value=float(cross.mean()),
-                    threshold=s.rel_threshold, p_value=float(qvals[1]),
+                    threshold=crit / n, p_value=float(qvals[1]),
                     ci=wilson_interval(rows.size, n),
-                    subjects={"pairs": tables["cross_pairs"][:20]},
+                    subjects={"pairs": tables["cross_pairs"][:20],
+                              "distance_factor": s.rel_threshold,
+                              "expected_count": n * rate, "critical_count": crit},
                     evidence_ids=tuple(ev)))
         return CheckResult(check=self.name, status="ok", metrics=metrics,
                            findings=tuple(findings), per_sample=per_sample, tables=tables)

@@ -38,7 +38,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from pydantic import Field
 from scipy import stats
 
 from ..context import Context
+from ..formatting import format_p
 from ..findings import CheckResult, Finding
 from ..metrics import (benjamini_hochberg, dci_scores, factor_entropy, knn, mig_score,
                        modularity_score, mutual_info_matrix, sap_score)
@@ -322,6 +323,21 @@ class EntanglementCheck(Check):
     """Which attributes the latents encode, and whether editing one moves another."""
 
     name = "entanglement"
+    produces: ClassVar[tuple[str, ...]] = (
+        "entanglement.attributes_probed",
+        "entanglement.attributes_refused",
+        "entanglement.*.probe_score",
+        "entanglement.max_leakage",
+        "entanglement.mean_abs_cosine",
+        "entanglement.flagged_pairs",
+        "entanglement.max_leakage_reencoded",
+        "entanglement.dead_dimensions",
+        "entanglement.min_direction_consistency",
+        "disentanglement.mig",
+        "disentanglement.sap",
+        "disentanglement.modularity",
+        "disentanglement.dci.*",
+    )
 
     class Settings(CheckSettings):
         leakage_threshold: float = Field(0.25, gt=0, description=(
@@ -875,8 +891,9 @@ class EntanglementCheck(Check):
                 summary=(f"Fitted inside each group of {t['by']} ({t['groups_from']}), the "
                          f"directions of {t['attribute']} agree only at mean cosine "
                          f"{res['mean_cosine']:.2f}, where shuffled groups give "
-                         f"{res['null_mean']:.2f} (permutation test, BH-adjusted p = "
-                         f"{qq:.2g}). Least like the overall direction: {t['by']} = "
+                         f"{res['null_mean']:.2f} (permutation test, "
+                         f"{format_p(qq, name='BH-adjusted p')}). "
+                         f"Least like the overall direction: {t['by']} = "
                          f"{t['labels'][worst]} (cosine {res['to_pooled'][worst]:.2f}). "
                          f"Editing {t['attribute']} with one vector will not act alike "
                          f"across {t['by']}."),

@@ -16,6 +16,8 @@ points as evidence. See :mod:`audit.metrics._holes` and docs/checks/holes.md.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import logging
 import math
 
@@ -52,6 +54,11 @@ class HolesCheck(Check):
     """Holes: empty regions inside the data that a smooth density model expects to be filled."""
 
     name = "holes"
+    produces: ClassVar[tuple[str, ...]] = (
+        "holes.count",
+        "holes.volume_fraction",
+        "holes.interpolation_risk",
+    )
 
     class Settings(CheckSettings):
         n_probes: int = Field(2000, ge=50, le=100_000, description=(
@@ -127,10 +134,32 @@ class HolesCheck(Check):
     def run(self, ctx: Context) -> CheckResult:
         s = self.settings
         h, p, m = self._subspace(ctx)
+        # Exact copies say nothing about empty space and break the point-count model
+        # (a probe beside a 150-fold copy "expects" points at radius 0): count each
+        # distinct location once.
+        _, first = np.unique(h, axis=0, return_index=True)
+        rows = np.sort(first)
+        if rows.size < len(h):
+            h = h[rows]
+        if rows.size < _MIN_POINTS:
+            note = (f"Only {rows.size} distinct points among {ctx.n} (the rest are exact "
+                    f"copies): holes need at least {_MIN_POINTS} distinct points, so they "
+                    "were not searched. The duplicates check reports the copies.")
+            nan = float("nan")
+            return CheckResult(
+                check=self.name, status="ok",
+                metrics={"holes.count": nan, "holes.volume_fraction": nan,
+                         "holes.interpolation_risk": nan},
+                findings=(Finding(id="holes-not-searched", check=self.name, severity="info",
+                                  title="Holes not searched: too few distinct points",
+                                  summary=note, metric="holes.count", value=None),),
+                tables={"holes": [], "searched": False, "note": note,
+                        "distinct_points": int(rows.size)})
         dim = int(np.clip(round(m), 1, p)) if math.isfinite(m) else p
         tables = {"subspace_dims": p, "latent_dims": ctx.data.dim,
                   "space_dims": int(ctx.space.shape[1]), "subspace_intrinsic_dim": m,
-                  "local_dim": dim, "neighbours": int(min(s.neighbours, ctx.n)),
+                  "local_dim": dim, "neighbours": int(min(s.neighbours, len(h))),
+                  "distinct_points": int(len(h)),
                   "inner_share": s.inner_share, "max_ratio": s.max_ratio, "alpha": s.alpha,
                   "holes": []}
         if dim > s.max_dim:
@@ -150,7 +179,7 @@ class HolesCheck(Check):
                 tables={**tables, "searched": False, "note": note})
 
         probes, kind = self._probes(ctx, h, p)
-        scan = find_holes(h, probes, k=int(min(s.neighbours, ctx.n)), dim=dim,
+        scan = find_holes(h, probes, k=int(min(s.neighbours, len(h))), dim=dim,
                           inner_share=s.inner_share, max_ratio=s.max_ratio, alpha=s.alpha,
                           min_depth=s.min_depth, min_alignment=s.min_alignment,
                           ascend_steps=s.ascend_steps, rim_points=s.rim_points,
@@ -165,8 +194,9 @@ class HolesCheck(Check):
                    "holes.interpolation_risk": risk}
 
         regions = scan.regions[: s.max_holes]
-        ids = ctx.data.ids
-        centres = self._original_centres(ctx, h, regions)
+        ids = ctx.data.ids[rows]
+        self._rows = rows         # rim indices are rows of h: map them to the latents
+        centres = self._original_centres(ctx, h, regions, rows=rows)
         map_xy = ctx.place_on_map(centres) if len(regions) else np.empty((0, 2))
         images, image_keys = self._decode(ctx, centres, regions)
         findings = []
@@ -216,7 +246,8 @@ class HolesCheck(Check):
                            images=images)
 
     # ------------------------------------------------------------------ helpers
-    def _original_centres(self, ctx: Context, h: np.ndarray, regions) -> np.ndarray:
+    def _original_centres(self, ctx: Context, h: np.ndarray, regions,
+                          rows: np.ndarray | None = None) -> np.ndarray:
         """Hole centres in the original latent coordinates: an affine combination of
         nearby data points that lands on the centre in the subspace (exact for the affine
         scalings; the dropped PCA components take the neighbours' weighted average)."""
@@ -226,7 +257,8 @@ class HolesCheck(Check):
         kk = int(min(len(h), max(self.settings.rim_points, 2 * h.shape[1] + 2)))
         _, nb = knn(c, y=h, k=kk)
         lat = ctx.data.latents
-        return np.array([affine_weights(h[nb[g]], c[g]) @ lat[nb[g]].astype(np.float64)
+        orig = nb if rows is None else rows[nb]      # h may hold the distinct rows only
+        return np.array([affine_weights(h[nb[g]], c[g]) @ lat[orig[g]].astype(np.float64)
                          for g in range(len(c))])
 
     def _decode(self, ctx: Context, centres: np.ndarray, regions):
@@ -238,7 +270,7 @@ class HolesCheck(Check):
         try:
             top = list(range(min(len(regions), _DECODED_HOLES)))
             lat = ctx.data.latents
-            rim = [regions[g].rim[:_DECODED_RIM] for g in top]
+            rim = [self._rows[regions[g].rim[:_DECODED_RIM]] for g in top]
             batch = np.concatenate([centres[top].astype(np.float32)]
                                    + [lat[r] for r in rim])
             out = np.asarray(decoder(batch))

@@ -4,12 +4,16 @@ Every point gets a local isolation ratio: its mean distance to its k nearest nei
 divided by the median of the same quantity among those neighbours (1 = as dense as its
 surroundings). How large the ratio gets by chance depends on the number of points and the
 intrinsic dimension, so the threshold is calibrated on the fly: the largest ratio seen in
-Gaussian samples of the same size and intrinsic dimension (the null), times ``null_margin``
+Gaussian samples of the same size and intrinsic dimension, and in elliptical samples with
+the data's own radial profile (a dense core in a sparse halo is one population, not a set
+of outliers; the farthest 1% is left out of that profile), times ``null_margin``
 (and never below ``min_threshold``). A point is flagged only when the lower end of a 99%
 bootstrap interval for its ratio (resampling its neighbours) clears that threshold. The
 top ``top`` points by ratio are listed as ``info`` findings for review.
 """
 from __future__ import annotations
+
+from typing import ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -50,17 +54,36 @@ def bootstrap_ratio_ci(scores: np.ndarray, neighbours: np.ndarray, rows: np.ndar
     return np.stack([np.quantile(ratios, a, axis=0), np.quantile(ratios, 1 - a, axis=0)], 1)
 
 
-def null_isolation_max(n: int, dim: float, k: int, *, rng: np.random.Generator,
-                       reps: int = 2, max_n: int = 20000) -> float:
-    """Largest isolation ratio in Gaussian samples of ``n`` points in ``dim`` dimensions.
+def radial_profile(x: np.ndarray, *, trim: float = 0.01) -> np.ndarray:
+    """Distances from the centre after whitening, the top ``trim`` share left out.
 
-    Samples above ``max_n`` points are simulated at ``max_n`` (the maximum grows slowly
-    with n; the margin covers the difference)."""
+    The radial profile of an elliptical null: a dense core in a sparse halo keeps its
+    shape, while a handful of far points (the outliers under test, at most ``trim`` of
+    the set) cannot widen it."""
+    c = x - np.median(x, axis=0)
+    sd = c.std(axis=0)
+    r = np.linalg.norm(c[:, sd > 0] / sd[sd > 0], axis=1)
+    return np.sort(r)[:max(2, int(np.floor(len(r) * (1 - trim))))]
+
+
+def null_isolation_max(n: int, dim: float, k: int, *, rng: np.random.Generator,
+                       reps: int = 2, max_n: int = 20000,
+                       radii: np.ndarray | None = None) -> float:
+    """Largest isolation ratio in null samples of ``n`` points in ``dim`` dimensions.
+
+    The null is a Gaussian and, when ``radii`` is given (see :func:`radial_profile`), also
+    an elliptical sample with those radii (random directions): a heavy-tailed blob is not
+    a set of outliers. The larger of the two maxima is returned. Samples above ``max_n``
+    points are simulated at ``max_n`` (the maximum grows slowly with n; the margin covers
+    the difference)."""
     m = int(np.clip(round(dim) if np.isfinite(dim) else 2, 1, 64))
     size = int(min(n, max_n))
     best = 0.0
-    for _ in range(reps):
+    for rep in range(reps * (2 if radii is not None and radii.size > 1 else 1)):
         z = rng.standard_normal((size, m)).astype(np.float32)
+        if rep >= reps:      # elliptical null: Gaussian directions, the data's radii
+            z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+            z *= rng.choice(radii, size)[:, None].astype(np.float32)
         d, nb = knn(z, k=min(k, size - 1))
         best = max(best, float(isolation_ratio(d.mean(1), nb).max()))
     return best
@@ -71,20 +94,29 @@ class OutliersCheck(Check):
     """Isolated points: kNN-distance isolation ratio with a bootstrap interval, plus GLOSH."""
 
     name = "outliers"
+    produces: ClassVar[tuple[str, ...]] = (
+        "outliers.count",
+        "outliers.fraction",
+        "outliers.max_isolation_ratio",
+        "outliers.glosh_p99",
+        "outliers.threshold",
+    )
 
     class Settings(CheckSettings):
         null_margin: float = Field(1.5, ge=1, description=(
             "threshold = this × the largest ratio in same-size Gaussian null samples"))
         min_threshold: float = Field(3.0, gt=1, description="the threshold never goes lower")
         top: int = Field(10, ge=0, le=1000, description="points listed for review")
-        n_boot: int = Field(500, ge=50, le=10000)
+        n_boot: int = Field(500, ge=50, le=10000, description=(
+            "bootstrap resamples of each point's neighbours for the interval of its ratio"))
 
     def run(self, ctx: Context) -> CheckResult:
         dist, nb = ctx.knn
         scores = knn_distance_score(dist)
         ratio = isolation_ratio(scores, nb)
         glosh = ctx.clusters.outlier_scores
-        null_max = null_isolation_max(ctx.n, ctx.intrinsic_dim, dist.shape[1], rng=ctx.rng(12))
+        null_max = null_isolation_max(ctx.n, ctx.intrinsic_dim, dist.shape[1], rng=ctx.rng(12),
+                                      radii=radial_profile(ctx.space))
         threshold = max(self.settings.min_threshold, self.settings.null_margin * null_max)
         candidates = np.flatnonzero(ratio > threshold)
         ci = bootstrap_ratio_ci(scores, nb, candidates, rng=ctx.rng(11),

@@ -1,6 +1,8 @@
 """Readers for precomputed latents and metadata tables (.npy, .npz, .parquet, .csv)."""
 from __future__ import annotations
 
+import errno
+import os
 import zipfile
 from pathlib import Path
 
@@ -14,10 +16,24 @@ __all__ = ["read_latents", "read_metadata", "load_latent_set"]
 
 LATENT_SUFFIXES = (".npy", ".npz", ".parquet", ".csv")
 TABLE_SUFFIXES = (".csv", ".parquet")
+#: the largest |value| × √d accepted: squared norms and distances (summed in float32 by
+#: the kNN) stay below ~1e36, well inside float32's 3.4e38
+MAX_LATENT_NORM = 1e18
 
 
 def _check_file(path: Path, key: str, suffixes: tuple[str, ...]) -> None:
     if not path.exists():
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:
+                raise InputError("is a symbolic link loop", source=path, key=key) from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise InputError("is a symbolic link loop", source=path,
+                                     key=key) from None
+            raise InputError(f"is a broken symbolic link (to {os.readlink(path)})",
+                             source=path, key=key)
         raise InputError("file not found", source=path, key=key)
     if path.is_dir():
         raise InputError("is a folder, expected a file", source=path, key=key)
@@ -75,6 +91,9 @@ def read_latents(path: Path, *, key: str = "data.latents", array: str | None = N
 
 
 def _frame_to_matrix(df: pd.DataFrame, path: Path, key: str) -> np.ndarray:
+    if len(df) == 0:
+        raise InputError(f"has a header ({df.shape[1]} column(s)) but no rows",
+                         source=path, key=key)
     numeric = df.select_dtypes(include=[np.number, "bool"])
     if numeric.shape[1] != df.shape[1]:
         bad = [c for c in df.columns if c not in numeric.columns]
@@ -94,6 +113,10 @@ def validate_latent_array(arr: np.ndarray, *, source: str | Path, key: str) -> n
     if arr.dtype == object:
         raise InputError("holds Python objects (ragged rows?), expected a numeric N×d array",
                          source=source, key=key)
+    if np.iscomplexobj(arr):
+        raise InputError(f"has complex dtype {arr.dtype}: latents must be real numbers (take "
+                         "the real and imaginary parts as separate dimensions if both matter)",
+                         source=source, key=key)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(f"has dtype {arr.dtype}, expected numbers", source=source, key=key)
     if arr.ndim != 2:
@@ -101,14 +124,27 @@ def validate_latent_array(arr: np.ndarray, *, source: str | Path, key: str) -> n
                          source=source, key=key)
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise InputError(f"is empty (shape {arr.shape})", source=source, key=key)
-    arr = arr.astype(np.float32)
-    finite = np.isfinite(arr)
-    if not finite.all():
+    # integers, bools and float16 are converted to float32 like float64 (docs/inputs.md)
+    finite = np.isfinite(arr) if np.issubdtype(arr.dtype, np.inexact) else None
+    if finite is not None and not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))
         kind = "NaN" if np.isnan(arr).any() else "Inf"
         raise InputError(f"contains {kind} values in {rows.size} row(s), first at row "
                          f"{int(rows[0])}", source=source, key=key)
-    return arr
+    big = max(abs(float(arr.max())), abs(float(arr.min())))     # no copy of arr
+    f32_max = float(np.finfo(np.float32).max)
+    if big > f32_max:
+        row = int(np.flatnonzero((np.abs(arr) > f32_max).any(axis=1))[0])
+        raise InputError(f"values up to {big:.3g} overflow float32 (largest "
+                         f"{f32_max:.3g}; first at row {row}): rescale the "
+                         "latents", source=source, key=key)
+    limit = MAX_LATENT_NORM / np.sqrt(arr.shape[1])
+    if big > limit:
+        raise InputError(f"values up to {big:.3g} are too large to audit in float32: squared "
+                         f"distances would overflow (the limit is {MAX_LATENT_NORM:.0e}/√d = "
+                         f"{limit:.3g} for d={arr.shape[1]}); rescale the latents",
+                         source=source, key=key)
+    return arr.astype(np.float32)
 
 
 def read_metadata(path: Path, *, key: str = "data.metadata") -> pd.DataFrame:

@@ -50,6 +50,18 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+def _pval(v: Any) -> str:
+    """A p-value for the page: never ``0`` (below the smallest double it reads ``< 1e-300``)."""
+    if v is None:
+        return "–"
+    v = float(v)
+    if v != v:
+        return "–"
+    if v < 1e-300:
+        return "< 1e-300"
+    return f"{v:.2e}" if v < 1e-3 else f"{v:.2g}"
+
+
 def figure_plan(result: AuditResult) -> list[dict[str, str]]:
     """The figures the report draws, in order (also used by tests to count them)."""
     figs = [{"id": "fig-map", "kind": "map", "check": ""}]
@@ -133,6 +145,7 @@ def render_html(result: AuditResult, path: Path) -> Path:
                       trim_blocks=True, lstrip_blocks=True,
                       loader=DictLoader({f"sections/{k}": v for k, v in sections.items()}))
     env.filters["fmt"] = _fmt
+    env.filters["pval"] = _pval
     template = env.from_string(_asset("report.html.j2"))
     figures = figure_plan(result)
     findings = result.findings

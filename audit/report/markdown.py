@@ -28,6 +28,7 @@ def render_summary(result: AuditResult, *, max_findings: int = 10) -> str:
     r = result.run
     verdict = {"pass": "✅ PASS", "fail": "❌ FAIL", "error": "⚠️ ERROR"}[result.verdict]
     lines = [f"# latent-audit: {_md(r['name'])} — {verdict}", "",
+             f"Verdict: {_md(result.verdict_reason)}.", "",
              f"{r['n']:,} points × {r['dim']} dimensions, seed {r['seed']}, "
              f"{result.timings.get('total', 0):.1f} s.", ""]
     flagged = [f for f in result.findings if f.severity != "info"]

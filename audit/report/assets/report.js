@@ -49,10 +49,39 @@
   var CONFIG = {displaylogo: false, responsive: true};
 
   function esc(s) {
-    return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    return safe(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
   function short(s, n) { s = String(s); return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+  // User data never keys a plain object: lookups go through Map, or through ``own`` on the
+  // parsed JSON (whose keys are own properties), so "__proto__", "constructor" or
+  // "toString" are ordinary names. plotly.js keys its category axes and legends with plain
+  // objects, so a label equal to an Object.prototype member gets a zero-width space appended
+  // (``safe``; invisible, and applied by ``esc`` to every user string drawn by plotly).
+  function own(o, k) { return o != null && Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined; }
+  function safe(s) {
+    s = String(s);
+    return s === "__proto__" || s in Object.prototype || s in Function.prototype ? s + "\u200b" : s;
+  }
+  // numbers in hover text and labels: about 3 significant digits
+  function num(v, d) {
+    if (v === null || v === undefined || (typeof v === "number" && isNaN(v))) return "–";
+    v = Number(v);
+    if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+    var a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e6)) return v.toExponential((d || 3) - 1);
+    return String(Number(v.toPrecision(d || 3)));
+  }
+  // p-values: never "0" (a p below the smallest double prints as "< 1e-300")
+  function pval(p) {
+    if (p === null || p === undefined) return "–";
+    if (p < 1e-300) return "< 1e-300";
+    return p < 1e-3 ? p.toExponential(1) : p.toPrecision(2);
+  }
+  // one colour per cluster, shared by the map and every cluster chart; noise is grey
+  var NOISE = "#b0b0b0";
+  function clusterColour(c) { c = Number(c); return c < 0 ? NOISE : PALETTE[c % PALETTE.length]; }
+  function clusterName(c) { return Number(c) < 0 ? "noise" : "cluster " + c; }
 
   // ---- the map -------------------------------------------------------------------------
   var hover = [];
@@ -60,15 +89,16 @@
     var parts = ["<b>" + esc(short(P.ids[i], 80)) + "</b>"];
     P.color_by.forEach(function (c) {
       var v = P.metadata[c].values[i];
-      parts.push(esc(short(c, 30)) + ": " + esc(short(v === null ? "<missing>" : v, 60)));
+      parts.push(esc(short(c, 30)) + ": " + esc(short(v === null ? "<missing>" : (typeof v === "number" ? num(v) : v), 60)));
     });
-    if (P.columns.cluster) parts.push("cluster: " + P.columns.cluster[i]);
-    if (P.columns.isolation_ratio) parts.push("isolation ratio: " + P.columns.isolation_ratio[i].toFixed(2));
+    if (P.columns.cluster) parts.push("cluster: " + clusterName(P.columns.cluster[i]).replace("cluster ", ""));
+    if (P.columns.isolation_ratio) parts.push("isolation ratio: " + num(P.columns.isolation_ratio[i]));
     hover.push(parts.join("<br>"));
   }
   var modes = [];
   if (P.columns.cluster) modes.push({label: "cluster", kind: "categorical",
-    values: P.columns.cluster.map(function (c) { return c < 0 ? "noise" : "cluster " + c; })});
+    values: P.columns.cluster.map(clusterName),
+    colour: function (cat) { return cat === "noise" ? NOISE : clusterColour(cat.replace("cluster ", "")); }});
   P.color_by.forEach(function (c) {
     var m = P.metadata[c];
     modes.push({label: c, kind: m.kind, values: m.values});
@@ -84,27 +114,62 @@
     o.value = String(k); o.textContent = m.label; select.appendChild(o);
   });
   var highlight = null;
+  var OTHER = {other: true};                       // the "(other)" group: no user value equals it
+  // a categorical column whose values are all CSS colour names ("green", "#0a0") is drawn in
+  // those colours, so legend, hover and marker agree; other columns take the palette in order
+  var cssColour = (function () {
+    var probe = document.createElement("span"), seen = new Map();
+    return function (v) {
+      if (typeof v !== "string" || !/^(#[0-9a-f]{3,8}|[a-z]{3,20})$/i.test(v)) return null;
+      if (!seen.has(v)) {
+        probe.style.color = ""; probe.style.color = v;
+        seen.set(v, probe.style.color ? v : null);
+      }
+      return seen.get(v);
+    };
+  })();
+  function categoryColours(cats) {
+    var real = cats.filter(function (c) { return c !== OTHER && c !== "<missing>"; });
+    var named = real.length > 0 && real.every(function (c) { return cssColour(c) !== null; });
+    return function (cat, k) {
+      if (cat === "<missing>") return "#b0b0b0";
+      return named ? cssColour(cat) : PALETTE[k % PALETTE.length];
+    };
+  }
+  function isLight(col) {
+    var probe = document.createElement("canvas").getContext("2d");
+    probe.fillStyle = "#000"; probe.fillStyle = col;
+    var h = probe.fillStyle;                        // "#rrggbb" or "rgba(...)"
+    var m = /^#(..)(..)(..)$/.exec(h);
+    if (!m) return false;
+    var r = parseInt(m[1], 16), g = parseInt(m[2], 16), b = parseInt(m[3], 16);
+    return 0.299 * r + 0.587 * g + 0.114 * b > 215;
+  }
 
   function mapTraces(mode) {
     var base = {type: "scattergl", mode: "markers", hoverinfo: "text", hoverlabel: {align: "left"}};
     var traces = densityTrace ? [densityTrace] : [];
     if (mode.kind === "categorical") {
-      var counts = {};
-      mode.values.forEach(function (v) { counts[v] = (counts[v] || 0) + 1; });
-      var cats = Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; });
-      var keep = cats.slice(0, 19), other = cats.length > 19;
-      var groups = {};
+      var counts = new Map();
+      mode.values.forEach(function (v) { counts.set(v, (counts.get(v) || 0) + 1); });
+      var cats = Array.from(counts.keys()).sort(function (a, b) { return counts.get(b) - counts.get(a); });
+      var keep = new Set(cats.slice(0, 19)), other = cats.length > 19;
+      var groups = new Map();
       mode.values.forEach(function (v, i) {
-        var key = keep.indexOf(v) >= 0 ? v : "(other)";
-        (groups[key] = groups[key] || []).push(i);
+        var key = keep.has(v) ? v : OTHER;
+        if (!groups.has(key)) groups.set(key, []);
+        groups.get(key).push(i);
       });
-      (other ? keep.concat(["(other)"]) : keep).forEach(function (cat, k) {
-        var idx = groups[cat] || [];
+      var shown = cats.slice(0, 19).concat(other ? [OTHER] : []);
+      var colourOf = mode.colour || categoryColours(shown);
+      shown.forEach(function (cat, k) {
+        var idx = groups.get(cat) || [], col = cat === OTHER ? "#6e7074" : colourOf(cat, k);
         traces.push(Object.assign({}, base, {
-          name: esc(short(cat, 40)) + " (" + idx.length + ")",
+          name: esc(short(cat === OTHER ? "(other)" : cat, 40)) + " (" + idx.length + ")",
           x: idx.map(function (i) { return P.x[i]; }), y: idx.map(function (i) { return P.y[i]; }),
           text: idx.map(function (i) { return hover[i]; }), customdata: idx,
-          marker: {size: 5, opacity: 0.75, color: cat === "noise" ? "#b0b0b0" : PALETTE[k % PALETTE.length]}
+          marker: {size: 5, opacity: 0.75, color: col,
+                   line: isLight(col) ? {width: 0.5, color: "#555"} : {width: 0}}
         }));
       });
     } else {
@@ -119,8 +184,9 @@
     if (highlight) traces.push(highlight);
     return traces;
   }
-  var mapLayout = {margin: {l: 40, r: 10, t: 10, b: 40}, hovermode: "closest",
-    legend: {itemsizing: "constant"}, xaxis: {zeroline: false}, yaxis: {zeroline: false}};
+  // the legend starts below the top margin, where the modebar sits, so nothing covers it
+  var mapLayout = {margin: {l: 40, r: 10, t: 36, b: 40}, hovermode: "closest",
+    legend: {itemsizing: "constant", y: 1, yanchor: "top"}, xaxis: {zeroline: false}, yaxis: {zeroline: false}};
   function drawMap() {
     Plotly.react("fig-map", mapTraces(modes[Number(select.value) || 0]), mapLayout, CONFIG);
   }
@@ -133,11 +199,14 @@
       var pt = ev.points[0]; if (!pt || pt.customdata === undefined) return;
       var i = pt.customdata, id = P.ids[i];
       var img = document.getElementById("hover-img"), txt = document.getElementById("hover-text");
-      var thumb = D.thumbnails[id];
+      var thumb = own(D.thumbnails, id);
       if (thumb) { img.src = thumb; img.hidden = false; } else { img.hidden = true; }
       txt.textContent = "";
       var lines = [id].concat(P.color_by.map(function (c) {
-        var v = P.metadata[c].values[i]; return c + ": " + (v === null ? "<missing>" : v); }));
+        var v = P.metadata[c].values[i];
+        return c + ": " + (v === null ? "<missing>" : (typeof v === "number" ? num(v) : v)); }));
+      if (P.columns.cluster) lines.push("cluster: " + clusterName(P.columns.cluster[i]).replace("cluster ", ""));
+      if (P.columns.isolation_ratio) lines.push("isolation ratio: " + num(P.columns.isolation_ratio[i]));
       lines.forEach(function (l, k) { var d = document.createElement("div"); d.textContent = l;
         if (k === 0) d.style.fontWeight = "600"; txt.appendChild(d); });
       var muted = document.querySelector("#hover-panel > .muted");
@@ -146,14 +215,14 @@
   }
 
   // ---- "show on map" for a finding's evidence ---------------------------------------------
-  var pos = {};
-  P.ids.forEach(function (id, i) { pos[id] = i; });
-  var findingIds = {};
-  D.findings.forEach(function (f) { findingIds[f.id] = f.evidence_ids; });
+  var pos = new Map();
+  P.ids.forEach(function (id, i) { pos.set(id, i); });
+  var findingIds = new Map();
+  D.findings.forEach(function (f) { findingIds.set(f.id, f.evidence_ids); });
   document.querySelectorAll("button.show").forEach(function (b) {
     b.addEventListener("click", function () {
-      var ev = findingIds[b.getAttribute("data-finding")] || [];
-      var idx = ev.map(function (e) { return pos[e]; }).filter(function (i) { return i !== undefined; });
+      var ev = findingIds.get(b.getAttribute("data-finding")) || [];
+      var idx = ev.map(function (e) { return pos.get(e); }).filter(function (i) { return i !== undefined; });
       highlight = {type: "scattergl", mode: "markers", name: "evidence", hoverinfo: "text",
         x: idx.map(function (i) { return P.x[i]; }), y: idx.map(function (i) { return P.y[i]; }),
         text: idx.map(function (i) { return hover[i]; }), customdata: idx,
@@ -163,17 +232,27 @@
     });
   });
 
+  // figures in a folded <details> are drawn while hidden: resize them when it opens
+  document.querySelectorAll("details").forEach(function (d) {
+    d.addEventListener("toggle", function () {
+      if (!d.open) return;
+      d.querySelectorAll(".js-plotly-plot").forEach(function (g) { Plotly.Plots.resize(g); });
+    });
+  });
+
   // ---- the figure registry: each check's script registers the kinds it draws ------------
-  var drawers = {};
+  var drawers = new Map();
   window.LatentAudit = {
     data: D, points: P, densityTrace: densityTrace, unpack: unpack, esc: esc, short: short, palette: PALETTE, config: CONFIG,
-    register: function (kind, fn) { drawers[kind] = fn; },
+    own: own, safe: safe, num: num, pval: pval, clusterColour: clusterColour, clusterName: clusterName,
+    categoryColours: categoryColours,
+    register: function (kind, fn) { drawers.set(kind, fn); },
     drawAll: function () {
       D.figures.forEach(function (f) {
         if (f.kind === "map") { drawMap(); bindHover(); return; }
-        var fn = drawers[f.kind];
+        var fn = drawers.get(f.kind);
         if (!fn) { console.warn("no drawer for figure kind " + f.kind); return; }
-        fn(f.id, f, D);
+        try { fn(f.id, f, D); } catch (e) { console.error("figure " + f.id + ": " + e); }
       });
     }
   };

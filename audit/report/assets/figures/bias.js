@@ -8,10 +8,7 @@
   var RED = "#c62828", GREY = "#9aa3ad";
 
   function tables(D) { return D.checks.bias.tables; }
-  function fmtP(p) {
-    if (p === null || p === undefined) return "–";
-    return p < 1e-3 ? p.toExponential(1) : p.toPrecision(2);
-  }
+  var fmtP = LA.pval, own = LA.own;
   function pct(v) { return v === null || v === undefined ? "–" : (100 * v).toFixed(1) + "%"; }
   function label(s, n) { return esc(short(s, n || 28)); }
 
@@ -30,7 +27,7 @@
       notes.push({xref: "paper", x: 0.01, yref: "paper", y: 1 - 0.09 * k, showarrow: false,
                   xanchor: "left", font: {color: c}, bgcolor: "rgba(255,255,255,0.8)",
                   text: (k ? "dotted" : "solid") + " line, " + esc(p[1]) + ": AUC " + r.auc.toFixed(3) + ", p " + fmtP(r.p) +
-                        ", q " + fmtP(r.q) + (r.flagged ? " ⚠" : "")});
+                        ", BH-adjusted p (q) " + fmtP(r.q) + (r.flagged ? " ⚠" : "")});
     });
     Plotly.newPlot(id, traces, {
       title: {text: "Can " + label(col, 40) + " be read from the latents? Probe AUC vs permutation null"},
@@ -42,17 +39,17 @@
   // ---- representation: cluster × group heatmap of observed / expected --------------------
   LA.register("bias_representation", function (id, fig, D) {
     var col = fig.column, R = tables(D).columns[col].representation;
-    var cell = {};
-    R.cells.forEach(function (c) { cell[c.cluster + "\u0000" + c.group] = c; });
+    var cell = new Map();
+    R.cells.forEach(function (c) { cell.set(c.cluster + "\u0000" + c.group, c); });
     var z = [], text = [], hover = [];
     R.clusters.forEach(function (cl) {
       var zr = [], tr = [], hr = [];
       R.groups.forEach(function (g) {
-        var c = cell[cl + "\u0000" + g];
+        var c = cell.get(cl + "\u0000" + g);
         var lr = c.ratio === null ? 0 : (c.ratio > 0 ? Math.log2(c.ratio) : -3);
         zr.push(Math.max(-3, Math.min(3, lr)));
         tr.push(c.ratio === null ? "–" : "×" + c.ratio.toFixed(2) + (c.flagged ? " ★" : ""));
-        hr.push("cluster " + cl + ", " + label(g, 40) + "<br>observed " + c.observed +
+        hr.push(LA.clusterName(cl) + ", " + label(g, 40) + "<br>observed " + c.observed +
                 ", expected " + c.expected.toFixed(1) + "<br>share " + pct(c.share) +
                 " vs " + pct(c.overall_share) + " overall<br>p " + fmtP(c.p) + ", q " + fmtP(c.q) +
                 (c.flagged ? "<br><b>flagged</b>" : ""));
@@ -70,7 +67,7 @@
                ", p " + fmtP(R.p) + ")"},
        margin: {l: 60, r: 10, t: 40, b: 60},
        yaxis: {autorange: "reversed", tickvals: R.clusters.map(function (c, k) { return k; }),
-               ticktext: R.clusters.map(function (c) { return "c" + c; })},
+               ticktext: R.clusters.map(function (c) { return Number(c) < 0 ? "noise" : "c" + c; })},
        xaxis: {tickvals: R.groups.map(function (g, k) { return k; }),
                ticktext: R.groups.map(function (g) { return label(g); })},
        height: Math.max(320, 60 + 26 * R.clusters.length)}, LA.config);
@@ -86,7 +83,7 @@
       if (groups.indexOf(g.group) < 0) groups.push(g.group); }); });
     var xs = flags.map(function (f) {
       var r = Dp[f];
-      return (FLAG_NAMES[f] || f) + "<br>ratio " + (r.ratio === null ? "–" : r.ratio.toFixed(2)) +
+      return (own(FLAG_NAMES, f) || esc(f)) + "<br>ratio " + (r.ratio === null ? "–" : r.ratio.toFixed(2)) +
              (r.flagged ? " ⚠" : "");
     });
     var traces = groups.map(function (g, k) {

@@ -7,7 +7,7 @@
     Plotly.newPlot(id, [{type: "bar",
       x: rows.map(function (r) { return r.cluster < 0 ? "noise" : "c" + r.cluster; }),
       y: rows.map(function (r) { return r.n; }),
-      marker: {color: rows.map(function (r) { return r.cluster < 0 ? "#b0b0b0" : PALETTE[r.cluster % PALETTE.length]; })}}],
+      marker: {color: rows.map(function (r) { return LA.clusterColour(r.cluster); })}}],
       {title: {text: "Cluster sizes"}, margin: {l: 50, r: 10, t: 40, b: 40}, yaxis: {title: {text: "points"}}}, LA.config);
   });
   LA.register("composition", function (id, fig, D) {

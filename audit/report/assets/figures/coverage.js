@@ -4,6 +4,23 @@
   "use strict";
   var esc = LA.esc, short = LA.short, PALETTE = LA.palette;
 
+  // convex hull (Andrew's monotone chain) of [x, y] points
+  function hull(pts) {
+    var p = pts.slice().sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+    if (p.length < 3) return p;
+    function cross(o, a, b) { return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]); }
+    var lo = [], hi = [];
+    p.forEach(function (q) {
+      while (lo.length >= 2 && cross(lo[lo.length - 2], lo[lo.length - 1], q) <= 0) lo.pop();
+      lo.push(q);
+    });
+    p.slice().reverse().forEach(function (q) {
+      while (hi.length >= 2 && cross(hi[hi.length - 2], hi[hi.length - 1], q) <= 0) hi.pop();
+      hi.push(q);
+    });
+    return lo.slice(0, -1).concat(hi.slice(0, -1));
+  }
+
   LA.register("coverage_map", function (id, fig, D) {
     var P = LA.points, R = D.checks.coverage.tables.reference_points;
     function subset(pred) {
@@ -26,6 +43,37 @@
       {size: 6, color: "#e08a00"}));
     traces.push(trace("reference, uncovered (in a gap)", subset(function (i) { return R.gap[i] >= 0; }),
       {size: 7, color: "#c62828"}));
+    // each reported gap region as one outlined area (the convex hull of its points on the
+    // map, a ring round a lone point) labelled at its centre, so a reader sees where it is
+    var regions = new Map();
+    for (var i = 0; i < R.ids.length; i++) if (R.gap[i] >= 0) {
+      if (!regions.has(R.gap[i])) regions.set(R.gap[i], []);
+      regions.get(R.gap[i]).push([R.x[i], R.y[i]]);
+    }
+    var xs = R.x.concat(P.x), ys = R.y.concat(P.y);
+    var span = Math.max(Math.max.apply(null, xs) - Math.min.apply(null, xs),
+                        Math.max.apply(null, ys) - Math.min.apply(null, ys)) || 1;
+    var lx = [], ly = [], lt = [];
+    Array.from(regions.keys()).sort(function (a, b) { return a - b; }).forEach(function (g, k) {
+      var pts = regions.get(g), h = hull(pts), pad = 0.015 * span;
+      var cx = pts.reduce(function (s, p) { return s + p[0]; }, 0) / pts.length;
+      var cy = pts.reduce(function (s, p) { return s + p[1]; }, 0) / pts.length;
+      var ring = h.length >= 3 ? h.map(function (p) {            // pushed out a little
+        var dx = p[0] - cx, dy = p[1] - cy, r = Math.sqrt(dx * dx + dy * dy) || 1;
+        return [p[0] + pad * dx / r, p[1] + pad * dy / r]; })
+        : Array.from({length: 24}, function (_, t) {
+            var a = 2 * Math.PI * t / 24, r = pad * 2 + (h.length === 2 ? Math.hypot(h[1][0] - h[0][0], h[1][1] - h[0][1]) / 2 : 0);
+            return [cx + r * Math.cos(a), cy + r * Math.sin(a)]; });
+      ring.push(ring[0]);
+      traces.push({type: "scatter", mode: "lines", fill: "toself", fillcolor: "rgba(198,40,40,0.12)",
+        line: {color: "#c62828", width: 1.5}, name: "gap region outline", legendgroup: "gaps",
+        showlegend: k === 0, hoverinfo: "text", hoveron: "fills",
+        text: "gap " + (g + 1) + ": " + pts.length + " uncovered reference points",
+        x: ring.map(function (p) { return p[0]; }), y: ring.map(function (p) { return p[1]; })});
+      lx.push(cx); ly.push(cy); lt.push("gap " + (g + 1));
+    });
+    if (lt.length) traces.push({type: "scatter", mode: "text", x: lx, y: ly, text: lt,
+      textfont: {color: "#8e0000", size: 12}, hoverinfo: "skip", showlegend: false, name: "gap labels"});
     Plotly.newPlot(id, traces, {title: {text: "Data and reference on the latent map"},
       margin: {l: 40, r: 10, t: 40, b: 40}, hovermode: "closest", legend: {itemsizing: "constant"},
       xaxis: {zeroline: false}, yaxis: {zeroline: false}}, LA.config);

@@ -100,7 +100,7 @@
       z[i][j] = t.mean_cosine;
       text[i][j] = "direction of " + lab(t.attribute) + " within groups of " + lab(t.by) +
         "<br>mean cosine " + fmt(t.mean_cosine) + " (shuffled: " + fmt(t.null_mean) + ")" +
-        "<br>BH-adjusted p " + (t.q_value === null ? "n/a" : Number(t.q_value).toPrecision(2)) +
+        "<br>BH-adjusted p " + (t.q_value === null ? "n/a" : LA.pval(Number(t.q_value))) +
         (t.flagged ? "<br><b>flagged</b>" : "");
     });
     Plotly.newPlot(id, [{type: "heatmap", z: z, x: B.map(lab), y: A.map(lab), text: text, hoverinfo: "text",
@@ -129,7 +129,9 @@
         showarrow: false, xanchor: "center", align: "center", font: {size: 10},
         text: what + esc(short(S.nearest_ids[k], 30)) + ":<br>" + esc(short(S.nearest[k], 60))}];
     }
-    var mid = Math.floor(n / 2);
+    // open at the far end of the walk (the middle step is the base point itself, where
+    // every read-out change is 0 and the chart would look empty until dragged)
+    var mid = n - 1;
     var steps = S.steps.map(function (t, k) {
       return {label: (t > 0 ? "+" : "") + t.toFixed(1), method: "update",
               args: [{y: [bars(k)]}, {images: image(k), annotations: caption(k)}]};

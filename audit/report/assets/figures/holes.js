@@ -12,7 +12,7 @@
       text: holes.map(function (h, i) { return String(i + 1); }), textposition: "top center",
       hovertext: holes.map(function (h) {
         return "<b>" + esc(h.id) + "</b><br>radius " + fmt(h.radius) + "<br>observed " + h.observed +
-          ", expected " + fmt(h.expected) + "<br>p (BH) " + fmt(h.p_value); }),
+          ", expected " + fmt(h.expected) + "<br>p (BH) " + LA.pval(h.p_value); }),
       hoverinfo: "text",
       marker: {size: 16, symbol: "circle-open", color: "#c62828", line: {width: 3}}});
     Plotly.newPlot(id, traces, {title: {text: "Holes on the latent map" + (P.sampled ? " (data: plotted sample)" : "")},
