@@ -16,7 +16,7 @@ points as evidence. See :mod:`audit.metrics._holes` and docs/checks/holes.md.
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import logging
 import math
@@ -131,6 +131,19 @@ class HolesCheck(Check):
         return probes, kind
 
     # ------------------------------------------------------------------ run
+    def _not_searched(self, why: str, note: str, tables: dict[str, Any], *,
+                      threshold: float | None = None) -> CheckResult:
+        """An info result with NaN metrics: the holes search had nothing to stand on."""
+        nan = float("nan")
+        return CheckResult(
+            check=self.name, status="ok",
+            metrics={"holes.count": nan, "holes.volume_fraction": nan,
+                     "holes.interpolation_risk": nan},
+            findings=(Finding(id="holes-not-searched", check=self.name, severity="info",
+                              title=f"Holes not searched: {why}", summary=note,
+                              metric="holes.count", value=None, threshold=threshold),),
+            tables={**tables, "searched": False, "note": note})
+
     def run(self, ctx: Context) -> CheckResult:
         s = self.settings
         h, p, m = self._subspace(ctx)
@@ -145,16 +158,8 @@ class HolesCheck(Check):
             note = (f"Only {rows.size} distinct points among {ctx.n} (the rest are exact "
                     f"copies): holes need at least {_MIN_POINTS} distinct points, so they "
                     "were not searched. The duplicates check reports the copies.")
-            nan = float("nan")
-            return CheckResult(
-                check=self.name, status="ok",
-                metrics={"holes.count": nan, "holes.volume_fraction": nan,
-                         "holes.interpolation_risk": nan},
-                findings=(Finding(id="holes-not-searched", check=self.name, severity="info",
-                                  title="Holes not searched: too few distinct points",
-                                  summary=note, metric="holes.count", value=None),),
-                tables={"holes": [], "searched": False, "note": note,
-                        "distinct_points": int(rows.size)})
+            return self._not_searched("too few distinct points", note,
+                                      {"holes": [], "distinct_points": int(rows.size)})
         dim = int(np.clip(round(m), 1, p)) if math.isfinite(m) else p
         tables = {"subspace_dims": p, "latent_dims": ctx.data.dim,
                   "space_dims": int(ctx.space.shape[1]), "subspace_intrinsic_dim": m,
@@ -167,16 +172,8 @@ class HolesCheck(Check):
                     f"{p}-dimensional PCA subspace that holds it), above max_dim = "
                     f"{s.max_dim}: at that dimension point counts cannot tell a hole from "
                     "chance, so holes were not searched.")
-            nan = float("nan")
-            return CheckResult(
-                check=self.name, status="ok",
-                metrics={"holes.count": nan, "holes.volume_fraction": nan,
-                         "holes.interpolation_risk": nan},
-                findings=(Finding(id="holes-not-searched", check=self.name, severity="info",
-                                  title="Holes not searched: the local dimension is too high",
-                                  summary=note, metric="holes.count", value=None,
-                                  threshold=float(s.max_dim)),),
-                tables={**tables, "searched": False, "note": note})
+            return self._not_searched("the local dimension is too high", note, tables,
+                                      threshold=float(s.max_dim))
 
         probes, kind = self._probes(ctx, h, p)
         scan = find_holes(h, probes, k=int(min(s.neighbours, len(h))), dim=dim,
