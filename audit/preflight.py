@@ -76,6 +76,24 @@ def check_gates(cfg: AuditConfig, checks: list, source: str | None = None) -> No
             if metric_declared(g.metric, pats) and not present(cfg):
                 raise ConfigError(f"metric '{g.metric}' is only produced with {what}, and "
                                   "this config has none", source=source, key=key)
+        _check_column_metric(cfg, g.metric, source, key)
+
+
+_BIAS_OVERALL = ("bias.tests", "bias.flagged", "bias.outcome.*", "bias.weat.*")
+
+
+def _check_column_metric(cfg: AuditConfig, metric: str, source: str, key: str) -> None:
+    """Metrics named after config columns exist only for those columns: ``bias.<col>.*``
+    for a protected column, ``coverage.combinations_*`` with two or more columns."""
+    if metric.startswith("bias.") and not metric_declared(metric, _BIAS_OVERALL):
+        if not any(metric.startswith(f"bias.{col}.") for col in cfg.protected):
+            raise ConfigError(f"metric '{metric}' names no protected column (protected: "
+                              f"{list(cfg.protected)})", source=source, key=key)
+    if metric_declared(metric, ("coverage.combinations_*",)):
+        cols = list(dict.fromkeys(list(cfg.attributes) + list(cfg.protected)))
+        if len(cols) < 2:
+            raise ConfigError(f"metric '{metric}' is only produced with two or more "
+                              "attribute or protected columns", source=source, key=key)
 
 
 def _has(module: str) -> bool:
