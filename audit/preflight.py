@@ -191,15 +191,18 @@ def check_metadata_header(cfg: AuditConfig) -> None:
     dc = cfg.data
     wanted = _wanted(cfg)
     latent_file = dc.kind == "latents" and Path(dc.latents).is_file()
-    if dc.metadata is not None:
-        cols = _header(Path(dc.metadata), "data.metadata")
-        src: str | Path = dc.metadata
-    elif latent_file:
-        cols, src = {}, dc.latents          # a bare latent file has no metadata columns
-    else:
-        return          # builtin sets, stores and encoder inputs carry their own columns
-    if not latent_file:
-        return          # metadata joined onto a store or inputs: columns known on load
+    store_meta = (Path(dc.latents) / "metadata.parquet" if dc.kind == "latents"
+                  and (Path(dc.latents) / "manifest.json").is_file() else None)
+    if not latent_file and store_meta is None:
+        return          # builtin sets and encoder inputs: their columns are known on load
+    cols: dict[str, Any] = {}
+    src: str | Path = dc.latents            # a bare latent file has no metadata columns
+    if store_meta is not None and store_meta.is_file():
+        cols.update(_header(store_meta, "data.latents"))     # a store carries its own table
+        src = store_meta
+    if dc.metadata is not None:             # joined onto the store's columns by id
+        cols.update(_header(Path(dc.metadata), "data.metadata"))
+        src = dc.metadata
     cols.pop(dc.id_column, None)
     for key, names in wanted.items():
         missing = [c for c in names if c not in cols]

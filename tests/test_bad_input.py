@@ -435,6 +435,31 @@ def test_validate_refuses_missing_columns(write_case, run_cli, tmp_path, no_comp
                       "column(s) ['colour'] not in the metadata")
 
 
+def test_validate_reads_a_stores_metadata_header(run_cli, tmp_path):
+    """A latent store carries metadata.parquet: validate reads its schema (and a joined
+    data.metadata's header) and refuses a column neither has."""
+    import numpy as np
+    import yaml
+
+    from audit.latents import LatentSet
+    from audit.pipeline import write_store
+    meta = _meta(200, shape=["a", "b"] * 100)
+    write_store(LatentSet(latents=X, metadata=meta, ids=np.array(meta["id"]),
+                          source="x"), tmp_path / "store")
+    pd.DataFrame({"id": meta["id"], "colour": ["red"] * 200}).to_csv(tmp_path / "extra.csv",
+                                                                     index=False)
+    for cols, extra, ok in ((["shape"], None, True), (["colour"], None, False),
+                            (["shape", "colour"], "extra.csv", True)):
+        data = {"latents": "store", **({"metadata": extra} if extra else {})}
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": data, "attributes": cols}))
+        code, out, err = run_cli("validate", tmp_path / "c.yaml")
+        if ok:
+            assert (code, err) == (0, ""), err
+        else:
+            _one_line_exit_2(code, err, "metadata.parquet",
+                             "column(s) ['colour'] not in the metadata")
+
+
 def test_validate_refuses_columns_without_metadata(write_case, run_cli, tmp_path):
     cfg = write_case(X, None, {"attributes": ["shape"]})
     code, _, err = run_cli("validate", cfg)
