@@ -14,10 +14,20 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["NUMERIC_MIN_LEVELS", "is_numeric", "quantile_edges", "range_labels",
+__all__ = ["NUMERIC_MIN_LEVELS", "nested_rows", "is_numeric", "quantile_edges",
+           "range_labels",
            "bin_values"]
 
 NUMERIC_MIN_LEVELS = 10      # more distinct values than this: numeric, binned
+
+
+def nested_rows(values: pd.Series) -> np.ndarray:
+    """Rows holding a list, array, dict or set (parquet list/struct columns): such a
+    column has no scalar per row and cannot be typed, binned or coloured by."""
+    if values.dtype != object:
+        return np.zeros(len(values), dtype=bool)
+    return values.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))) \
+        .to_numpy(dtype=bool)
 
 
 def is_numeric(values: pd.Series) -> bool:

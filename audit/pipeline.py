@@ -17,6 +17,7 @@ import pandas as pd
 
 from .checks import run_check
 from .columns import is_numeric as is_numeric_column
+from .columns import nested_rows
 from .config import AuditConfig, DataConfig
 from .context import Context
 from .data import InputSet, load_builtin, load_latent_set
@@ -205,9 +206,7 @@ def encode_store(config: AuditConfig, out_dir: Path, *, thumbnails: bool = True
                 encode_to_store(dc, enc, stage / "store", section="data", models=models,
                                 cache=_cache_dir(config), source=_source_name(config),
                                 thumbnails=thumbnails)
-                for item in (stage / "store").iterdir():
-                    item.rename(stage / item.name)
-                (stage / "store").rmdir()
+                _hoist(stage / "store")
         finally:
             models.close()
         return read_manifest(out_dir)
@@ -260,13 +259,6 @@ def _refuse_degenerate(z: np.ndarray, min_n: int, k: int, *, source: str) -> Non
     if distinct < min_n:
         raise InputError(f"is degenerate: {distinct} distinct rows among {len(z)}, fewer than "
                          f"the {min_n} needed for k={k} neighbours", source=source, key="data")
-
-
-def _scalar_column(ser: pd.Series) -> bool:
-    """False for columns holding lists, arrays or dicts (e.g. parquet list/struct)."""
-    if ser.dtype != object:
-        return True
-    return not ser.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray))).any()
 
 
 def _thumbnail(img: np.ndarray, size: int = 48) -> str:
@@ -357,7 +349,7 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
             elif np.issubdtype(arr.dtype, np.number):
                 cols[name] = arr[idx].astype(np.float32)
     meta = ctx.data.metadata
-    scalar = [c for c in meta.columns if _scalar_column(meta[c])]     # no list/struct
+    scalar = [c for c in meta.columns if not nested_rows(meta[c]).any()]   # no list/struct
     shown = [c for c in cfg.attributes + cfg.protected if c in scalar]
     shown += [c for c in scalar if c not in shown][: max(0, 8 - len(shown))]
     metadata = {}
@@ -485,10 +477,16 @@ def write_store(latent_set: LatentSet, out_dir: Path, *, thumbnails: bool = True
     out_dir = Path(out_dir)
     with atomic_outputs(out_dir) as stage:        # the folder is replaced whole
         store_from_set(stage / "store", latent_set, thumbnails=thumbnails)
-        for item in (stage / "store").iterdir():
-            item.rename(stage / item.name)
-        (stage / "store").rmdir()
+        _hoist(stage / "store")
     return out_dir
+
+
+def _hoist(folder: Path) -> None:
+    """Move a store written into ``stage/store`` up into ``stage`` (the store writer needs a
+    folder of its own; ``--out`` is the store itself)."""
+    for item in folder.iterdir():
+        item.rename(folder.parent / item.name)
+    folder.rmdir()
 
 
 def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .columns import nested_rows
 from .config import AuditConfig
 from .errors import ConfigError, InputError
 
@@ -229,9 +230,9 @@ def check_metadata_values(metadata: pd.DataFrame, cfg: AuditConfig,
                 continue
             ser = metadata[c]
             if ser.dtype == object:
-                nested = ser.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))
+                nested = nested_rows(ser)
                 if nested.any():
-                    row = int(np.flatnonzero(nested.to_numpy())[0])
+                    row = int(np.flatnonzero(nested)[0])
                     raise InputError(f"column '{c}' holds lists or structs (first at row "
                                      f"{row}): {key} need one scalar value per row",
                                      source=source, key=key)
