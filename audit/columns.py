@@ -5,20 +5,80 @@ gets the same bins and the same labels everywhere: a numeric column (numeric dty
 bool, more than :data:`NUMERIC_MIN_LEVELS` distinct values) is cut at quantiles of the
 audited data into right-closed bins (the first includes its low edge; values beyond the
 ends go to the end bins), labelled as people write ranges (``0–0.25``, ``18–33``,
-``-1.5 to 0``). Any other column is categorical: its values as strings.
+``-1.5 to 0``). Any other column is categorical: its values as strings (:func:`level_name`), sorted
+numerically when every level reads as a number. Missing values (:func:`is_missing`) form
+their own group, :data:`MISSING`, listed last. :func:`group_column` does all of this for
+one column; checks and charts call it rather than binning on their own.
 """
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["NUMERIC_MIN_LEVELS", "nested_rows", "is_numeric", "quantile_edges",
-           "range_labels",
-           "bin_values"]
+__all__ = ["NUMERIC_MIN_LEVELS", "MISSING", "Groups", "nested_rows", "is_numeric",
+           "is_missing", "level_name", "sorted_levels", "slug", "quantile_edges",
+           "range_labels", "bin_values", "group_column"]
 
 NUMERIC_MIN_LEVELS = 10      # more distinct values than this: numeric, binned
+MISSING = "<missing>"        # the group of missing values, in every table and chart
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one metadata value is missing: None, NaN (float or numpy), pd.NA or NaT.
+
+    >>> [is_missing(v) for v in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, 0, "")]
+    [True, True, True, True, True, False, False]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    return isinstance(value, np.datetime64) and bool(np.isnat(value))
+
+
+def level_name(value: Any) -> str:
+    """How one categorical level is written: integer-valued floats without ``.0``; a real
+    value that reads like :data:`MISSING` is quoted so the two never merge.
+
+    >>> [level_name(v) for v in (3.0, np.int64(2), 2.5, "a", "<missing>")]
+    ['3', '2', '2.5', 'a', "'<missing>'"]
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    s = str(value)
+    return f"'{s}'" if s == MISSING else s
+
+
+def sorted_levels(levels: Iterable[str]) -> list[str]:
+    """Levels in display order: numerically when all read as numbers, else as text;
+    :data:`MISSING` last.
+
+    >>> sorted_levels(["10", "9", MISSING, "2"]), sorted_levels(["b", MISSING, "a"])
+    (['2', '9', '10', '<missing>'], ['a', 'b', '<missing>'])
+    """
+    levels = list(dict.fromkeys(levels))
+    present = [v for v in levels if v != MISSING]
+    try:
+        present.sort(key=float)
+    except (TypeError, ValueError):
+        present.sort()
+    return present + ([MISSING] if MISSING in levels else [])
+
+
+def slug(text: Any) -> str:
+    """A string safe in metric names, ids and file names (letters, digits, ``_``, ``-``).
+
+    >>> slug("age group / 2024"), slug("%%")
+    ('age_group_2024', 'x')
+    """
+    return re.sub(r"[^A-Za-z0-9_\-]+", "_", str(text)).strip("_") or "x"
 
 
 def nested_rows(values: pd.Series) -> np.ndarray:
@@ -91,3 +151,55 @@ def bin_values(values: pd.Series, edges: np.ndarray) -> tuple[np.ndarray, list[s
     labels = np.array([names[i] for i in idx], dtype=object)
     labels[missing] = None
     return labels, names
+
+
+@dataclass(frozen=True)
+class Groups:
+    """One metadata column as groups: a label per row (``None`` where missing), the groups
+    in display order (:data:`MISSING` last when any is missing) and, for a binned numeric
+    column, the quantile edges (reuse them to group a reference the same way)."""
+    labels: np.ndarray
+    order: list[str]
+    edges: np.ndarray | None
+
+    @property
+    def numeric(self) -> bool:
+        return self.edges is not None
+
+    def names(self) -> np.ndarray:
+        """Labels with missing rows named :data:`MISSING`."""
+        return np.array([MISSING if v is None else v for v in self.labels.tolist()],
+                        dtype=object)
+
+
+def group_column(values: pd.Series, *, bins: int = 4,
+                 edges: np.ndarray | None = None) -> Groups:
+    """Group every row of one column: numeric columns (:func:`is_numeric`) into ``bins``
+    quantile bins labelled as ranges (or into the given ``edges``), other columns by
+    :func:`level_name`.
+
+    >>> g = group_column(pd.Series([1.0, 2.0, None, 2.0]))
+    >>> g.labels.tolist(), g.order, g.numeric
+    (['1', '2', None, '2'], ['1', '2', '<missing>'], False)
+    """
+    ser = pd.Series(values).reset_index(drop=True)
+    numeric_dtype = (pd.api.types.is_numeric_dtype(ser)
+                     and not pd.api.types.is_bool_dtype(ser))
+    if edges is None and numeric_dtype and is_numeric(ser):
+        edges = quantile_edges(ser, bins)
+    missing = np.array([is_missing(v) for v in ser.astype(object).tolist()], dtype=bool)
+    if edges is not None and len(edges) >= 2 and numeric_dtype:
+        labels, names = bin_values(ser, edges)
+        present = [nm for nm in names if np.any(labels == nm)]
+        edges = np.asarray(edges, dtype=float)
+    else:
+        # one str() per distinct value, not per row
+        codes, uniq = pd.factorize(ser.astype(object), use_na_sentinel=True)
+        text = np.array([None if is_missing(v) else level_name(v) for v in uniq] + [None],
+                        dtype=object)
+        labels = text[codes]
+        present = sorted_levels(v for v in text.tolist() if v is not None)
+        present = [v for v in present if np.any(labels == v)]
+        edges = None
+    order = present + ([MISSING] if missing.any() else [])
+    return Groups(labels=labels, order=order, edges=edges)

@@ -19,6 +19,7 @@ from sklearn.decomposition import PCA
 from .config import AuditConfig, GeometryConfig
 from .latents import LatentSet
 from .errors import ConfigError
+from .streams import stream as named_stream
 from .metrics import hnsw_index, knn, knn_approximate, knn_recall, twonn_dimension
 from .metrics._hdbscan_predict import approximate_predict_all
 
@@ -92,14 +93,15 @@ class Context:
         self.timings[f"geometry.{name}"] = round(time.perf_counter() - t0, 3)
         return out
 
-    def rng(self, salt: int = 0) -> np.random.Generator:
-        """A generator seeded from the run seed, so every use is reproducible."""
-        return np.random.default_rng([self.seed, salt])
+    def rng(self, stream: str) -> np.random.Generator:
+        """The random stream named ``stream`` (e.g. ``"outliers.null"``), seeded from the
+        run seed: reproducible, and never shared by two uses with different names."""
+        return named_stream(self.seed, stream)
 
-    def _sample(self, n: int, cap: int, salt: int) -> np.ndarray:
+    def _sample(self, n: int, cap: int, stream: str) -> np.ndarray:
         if n <= cap:
             return np.arange(n)
-        return np.sort(self.rng(salt).choice(n, cap, replace=False))
+        return np.sort(self.rng(stream).choice(n, cap, replace=False))
 
     @property
     def n(self) -> int:
@@ -136,7 +138,7 @@ class Context:
         """PCA of the scaled data, fitted once (on a sample of at most 100,000 rows)."""
         def fit():
             x = self.scale(self.data.latents)
-            idx = self._sample(len(x), 100_000, salt=1)
+            idx = self._sample(len(x), 100_000, "geometry.pca.fit_rows")
             n_comp = int(min(x.shape[1], len(idx), 100))
             return PCA(n_components=n_comp, random_state=self.seed).fit(x[idx])
         return self._timed("pca", fit)
@@ -204,7 +206,7 @@ class Context:
             indexes[key] = hnsw_index(ref, m=params["m"],
                                       ef_construction=params["ef_construction"],
                                       random_state=self.seed)
-        rows = self._sample(len(x), 1000, salt=11)
+        rows = self._sample(len(x), 1000, "geometry.knn.recall_queries")
 
         def sample_graph(search, **kw) -> np.ndarray:
             """Neighbours of the sample rows; a self search asks for one more and drops
@@ -282,7 +284,7 @@ class Context:
         """HDBSCAN on the leading PCA dimensions, fitted on a sample and extended."""
         return self._timed("clusters", self._fit_clusters)
 
-    def _hdbscan_fit_predict(self, x: np.ndarray, salt: int
+    def _hdbscan_fit_predict(self, x: np.ndarray, stream: str
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
         """HDBSCAN fitted on a seeded sample of at most ``cluster_sample`` rows of ``x`` and
         extended to the rest with ``approximate_predict`` (vectorised:
@@ -294,7 +296,7 @@ class Context:
         """
         import hdbscan
         n = len(x)
-        idx = self._sample(n, self.settings.cluster_sample, salt=salt)
+        idx = self._sample(n, self.settings.cluster_sample, stream)
         mcs = self.settings.min_cluster_size or max(15, len(idx) // 100)
         ms = self.settings.min_samples or min(mcs, 10)
         labels = np.full(n, -1, dtype=np.int64)
@@ -319,7 +321,7 @@ class Context:
 
     def _fit_clusters(self) -> Clusters:
         labels, probs, glosh, fit_size, mcs, ms = self._hdbscan_fit_predict(
-            self.cluster_space, salt=2)
+            self.cluster_space, "geometry.clusters.fit_rows")
         exemplars = {}
         for c in range(int(labels.max()) + 1):
             members = np.flatnonzero(labels == c)
@@ -359,7 +361,7 @@ class Context:
             return Map2D(coords=coords, method="pca", fit_size=n)
         x = self.space if self.space.shape[1] <= 50 else \
             self.pca.transform(self.scale(self.data.latents))[:, :50]
-        idx = self._sample(n, self.settings.map_sample, salt=3)
+        idx = self._sample(n, self.settings.map_sample, "geometry.map.fit_rows")
         if method == "umap":
             try:
                 import umap
@@ -396,7 +398,7 @@ class Context:
             proj = self.pca.transform(self.scale(latents))[:, :2]
             out[:, :proj.shape[1]] = proj
             return out
-        among = self._sample(self.n, _PLACE_AMONG, salt=12)
+        among = self._sample(self.n, _PLACE_AMONG, "geometry.map.place_among")
         if self.space.shape[1] <= 50:
             x, y = self.space[among], self.to_space(latents)
         else:
@@ -423,7 +425,7 @@ class Context:
         def fit() -> np.ndarray:
             dims = int(min(self.settings.cluster_dims, self.pca.n_components_))
             x = self.pca.transform(self.scale(self.reference.latents))[:, :dims]
-            return self._hdbscan_fit_predict(x.astype(np.float64), salt=7)[0]
+            return self._hdbscan_fit_predict(x.astype(np.float64), "geometry.reference_clusters.fit_rows")[0]
         return self._timed("reference_clusters", fit)
 
     def prepare(self) -> None:

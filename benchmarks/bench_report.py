@@ -81,7 +81,7 @@ def fake_run(n: int, plot_points: int | None = None, seed: int = 0):
 
 
 def measure(n: int, plot_points: int | None = None) -> dict:
-    from audit import pipeline
+    from audit.report import prepare as pipeline
     from audit.findings import AuditResult
     from audit.report.html import render_html
     ctx, checks, cfg = fake_run(n, plot_points)

@@ -78,7 +78,7 @@ def test_sample_fit_clusters_recover_blobs_and_agree_with_a_full_fit():
     assert adjusted_rand_score(lab, full.labels) >= 0.9
     assert adjusted_rand_score(full.labels, sampled.labels) >= 0.9
     # the extended points (not in the fitted sample) are labelled as well as the sample
-    fitted = Context(lset(x), geometry=GeometryConfig(cluster_sample=2000))._sample(6000, 2000, 2)
+    fitted = Context(lset(x), geometry=GeometryConfig(cluster_sample=2000))._sample(6000, 2000, "geometry.clusters.fit_rows")
     rest = np.setdiff1d(np.arange(6000), fitted)
     assert adjusted_rand_score(lab[rest], sampled.labels[rest]) >= 0.9
 

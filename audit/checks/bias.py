@@ -510,7 +510,7 @@ class _BiasRun:
         L = self.settings.leakage
         idx = np.flatnonzero(in_tested)
         if idx.size > L.max_points:
-            rng = ctx.rng(200 + ci)
+            rng = ctx.rng(f"bias.leakage.rows.{ci}")
             frac = L.max_points / idx.size
             keep = []
             for g in tested:
@@ -522,7 +522,7 @@ class _BiasRun:
         y = labels[idx]
         out: dict[str, Any] = {"n": int(idx.size), "cv": L.cv,
                                "n_permutations": L.n_permutations}
-        seed = int(ctx.rng(100 + ci).integers(2 ** 31 - 1))
+        seed = int(ctx.rng(f"bias.leakage.probe.{ci}").integers(2 ** 31 - 1))
         res = probe_leakage(x, y, cv=L.cv, n_permutations=L.n_permutations,
                             stop_after=L.stop_after, n_bootstrap=L.n_bootstrap,
                             random_state=seed)
@@ -639,7 +639,7 @@ class _BiasRun:
             pos = {g: j for j, g in enumerate(rep["groups"])}
             g_codes = np.array([pos[g] for g in names[sel]])
             p = chi2_permutation_pvalue(c_codes, g_codes, n_permutations=R.n_permutations,
-                                        random_state=int(ctx.rng(300).integers(2 ** 31 - 1))
+                                        random_state=int(ctx.rng("bias.representation.permutation").integers(2 ** 31 - 1))
                                         )["p_value"]
             method = "monte-carlo"
         v = rep["cramers_v_corrected"]
@@ -726,11 +726,11 @@ class _BiasRun:
             "low_density": (f"in low-density regions (top {1 - D.low_density_quantile:.0%} "
                             "of mean kNN distance)",
                             _top_rank(dist.mean(axis=1), 1 - D.low_density_quantile,
-                                      ctx.rng(401))),
+                                      ctx.rng("bias.disparity.low_density_ties"))),
             "noise": ("in no HDBSCAN cluster (noise)", ctx.clusters.labels < 0),
             "outlier": (f"among the outliers (top {1 - D.outlier_quantile:.0%} of GLOSH)",
                         _top_rank(ctx.clusters.outlier_scores, 1 - D.outlier_quantile,
-                                  ctx.rng(402))),
+                                  ctx.rng("bias.disparity.outlier_ties"))),
         }
         self._flag_cache = flags
         return flags
@@ -958,7 +958,7 @@ class _BiasRun:
                 both = masks[i] & masks[j]
                 masks[i], masks[j] = masks[i] & ~both, masks[j] & ~both
                 excluded[pair] = int(both.sum())
-        rng = ctx.rng(500 + k)
+        rng = ctx.rng(f"bias.weat.{k}")
         tm = [m for m in masks[:2] if m is not None]
         am = [m for m in masks[2:] if m is not None]
         split = bool(tm and am and (np.logical_or.reduce(tm) & np.logical_or.reduce(am)).any())

@@ -135,7 +135,7 @@ class ClustersCheck(Check):
             # Warn only when the clusters are real groups: ripples in one blob vanish
             # when the smallest allowed cluster doubles.
             blob_like = not survives_coarser(ctx.cluster_space, cl.min_cluster_size,
-                                             cl.min_samples, rng=ctx.rng(13))
+                                             cl.min_samples, rng=ctx.rng("clusters.stability"))
             findings.append(Finding(
                 id="clusters-noise", check="clusters",
                 severity="info" if blob_like else "warning",

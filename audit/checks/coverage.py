@@ -57,11 +57,11 @@ _MAX_VALUES = 30          # columns with more distinct values are left out of th
 _MEMORY = 256 * 2**20     # temporary memory budget of the coverage metrics
 
 
-def _seeded_rows(ctx: Context, n: int, cap: int, salt: int) -> np.ndarray:
+def _seeded_rows(ctx: Context, n: int, cap: int, stream: str) -> np.ndarray:
     """All of ``range(n)``, or a sorted seeded sample of ``cap`` of them."""
     if n <= cap:
         return np.arange(n)
-    return np.sort(ctx.rng(salt).choice(n, cap, replace=False))
+    return np.sort(ctx.rng(stream).choice(n, cap, replace=False))
 
 
 def reference_uncovered(ctx: Context, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -360,8 +360,8 @@ class CoverageCheck(Check):
         # precision, recall, density: exact prdc on a seeded sample (the same share of each
         # set, so the k-NN radii keep their scale), or on everything when small enough
         share = min(1.0, s.prdc_sample / max(m_ref, n))
-        rs = _seeded_rows(ctx, m_ref, max(k + 1, int(round(share * m_ref))), salt=52)
-        fs = _seeded_rows(ctx, n, max(k + 1, int(round(share * n))), salt=53)
+        rs = _seeded_rows(ctx, m_ref, max(k + 1, int(round(share * m_ref))), "coverage.prdc.reference_rows")
+        fs = _seeded_rows(ctx, n, max(k + 1, int(round(share * n))), "coverage.prdc.data_rows")
         sr, sf = real[rs], fake[fs]
         block = int(max(16, min(4096, _MEMORY // (24 * max(len(sr), len(sf))))))
         four = coverage(sr, sf, k=k, block_size=block)
@@ -512,9 +512,9 @@ class CoverageCheck(Check):
         show = np.arange(m_ref)
         if m_ref > cap:
             if rows.size > cap:
-                rows = np.sort(ctx.rng(52).choice(rows, cap, replace=False))
+                rows = np.sort(ctx.rng("coverage.plot.uncovered_rows").choice(rows, cap, replace=False))
             cov_rows = np.flatnonzero(~unc)
-            keep = ctx.rng(51).choice(cov_rows, max(0, min(cov_rows.size, cap - rows.size)),
+            keep = ctx.rng("coverage.plot.covered_rows").choice(cov_rows, max(0, min(cov_rows.size, cap - rows.size)),
                                       replace=False)
             show = np.sort(np.concatenate([rows, keep]))
         tables.update({

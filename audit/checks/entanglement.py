@@ -61,8 +61,6 @@ __all__ = ["EntanglementCheck", "prepare_attribute"]
 OTHER = "<other>"
 _KEY_RE = re.compile(r"[^A-Za-z0-9_\-]")
 # Salts of ctx.rng: one per random stage, so adding a stage never changes another's draws.
-_SALT = {"rows": 501, "probe": 502, "joint": 503, "reencode": 504, "dci": 505, "dead": 506,
-         "consistency": 507, "grid": 508, "dead_boot": 509, "factor_rows": 510}
 _SCORE_NOTES = {
     "disentanglement.mig": "Mutual information gap: per attribute, the MI of the best latent "
                            "dimension minus the second best, over the attribute's entropy "
@@ -265,13 +263,13 @@ def _column_variance(x: np.ndarray, chunk: int = 65_536) -> np.ndarray:
 
 
 def _seed(ctx: Context, stage: str) -> int:
-    return int(ctx.rng(_SALT[stage]).integers(np.iinfo(np.int32).max))
+    return int(ctx.rng(f"entanglement.{stage}.seed").integers(np.iinfo(np.int32).max))
 
 
 def _subsample(ctx: Context, rows: np.ndarray, cap: int, stage: str) -> np.ndarray:
     if rows.size <= cap:
         return rows
-    return np.sort(ctx.rng(_SALT[stage]).choice(rows, cap, replace=False))
+    return np.sort(ctx.rng(f"entanglement.{stage}.rows").choice(rows, cap, replace=False))
 
 
 def _shrink(img: np.ndarray, side: int = 64) -> np.ndarray:
@@ -714,7 +712,7 @@ class EntanglementCheck(Check):
         ref = np.median(var[var > 0]) if np.any(var > 0) else 0.0
         out["variance_ratio"] = var / ref if ref > 0 else np.full(var.shape, np.nan)
         if ref > 0:
-            rng = ctx.rng(_SALT["dead_boot"])
+            rng = ctx.rng("entanglement.dead_boot")
             brow = _subsample(ctx, np.arange(ctx.n), 5000, "dead")
             sub = lat[brow].astype(np.float64)
             logs = np.empty((s.n_bootstrap, lat.shape[1]))
@@ -759,7 +757,7 @@ class EntanglementCheck(Check):
                 score_notes.append("Modularity and DCI need at least two attributes.")
             sub = np.arange(z.shape[0])
             if sub.size > s.dci_max_rows:
-                sub = np.sort(ctx.rng(_SALT["dci"]).choice(sub, s.dci_max_rows, replace=False))
+                sub = np.sort(ctx.rng("entanglement.dci_rows").choice(sub, s.dci_max_rows, replace=False))
                 score_notes.append(f"DCI and SAP use a seeded sample of {sub.size:,} of "
                                    f"{z.shape[0]:,} rows (gradient-boosted trees are slow).")
             seed = _seed(ctx, "dci")
@@ -1003,7 +1001,7 @@ class EntanglementCheck(Check):
         # interpolation grids between seeded pairs of data points
         grids = []
         if s.grid_pairs and rows.size >= 2:
-            rng = ctx.rng(_SALT["grid"])
+            rng = ctx.rng("entanglement.grid")
             lam = np.linspace(0.0, 1.0, s.grid_steps)
             for g in range(s.grid_pairs):
                 i, j = (int(v) for v in rng.choice(rows, 2, replace=False))

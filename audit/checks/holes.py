@@ -112,7 +112,8 @@ class HolesCheck(Check):
         if p == ctx.space.shape[1]:
             m = float(ctx.intrinsic_dim)           # same distances: the space, rotated
         else:
-            sub = np.sort(ctx.rng(40).choice(len(h), min(len(h), 5000), replace=False))
+            sub = np.sort(ctx.rng("holes.dimension_rows").choice(len(h), min(len(h), 5000),
+                                                                 replace=False))
             with np.errstate(all="ignore"):
                 m = twonn_dimension(knn(h[sub], k=2)[0])
         return h, p, m
@@ -122,9 +123,9 @@ class HolesCheck(Check):
         vae = (ctx.data.provenance.get("encoder") or {}).get("kind") == "demo_vae"
         n_prior = int(round(s.n_probes * s.prior_share)) if vae else 0
         probes, kind = smooth_probes(h, s.n_probes - n_prior, bandwidth=s.bandwidth,
-                                     random_state=ctx.rng(41))
+                                     random_state=ctx.rng("holes.probes"))
         if n_prior:
-            z = ctx.rng(43).standard_normal((n_prior, ctx.data.dim)).astype(np.float32)
+            z = ctx.rng("holes.prior").standard_normal((n_prior, ctx.data.dim)).astype(np.float32)
             prior = ctx.pca.transform(ctx.scale(z))[:, :p]
             probes = np.concatenate([probes, prior])
             kind = np.concatenate([kind, np.full(n_prior, "prior")])
@@ -180,10 +181,10 @@ class HolesCheck(Check):
                           inner_share=s.inner_share, max_ratio=s.max_ratio, alpha=s.alpha,
                           min_depth=s.min_depth, min_alignment=s.min_alignment,
                           ascend_steps=s.ascend_steps, rim_points=s.rim_points,
-                          random_state=ctx.rng(42))
+                          random_state=ctx.rng("holes.scan"))
         flagged = np.flatnonzero(scan.flagged)
         risk = interpolation_risk(h, scan.projected[flagged], scan.inner_radius[flagged],
-                                  n_paths=s.n_paths, random_state=ctx.rng(44))
+                                  n_paths=s.n_paths, random_state=ctx.rng("holes.paths"))
         kde = kind == "kde"
         metrics = {"holes.count": float(len(scan.regions)),
                    "holes.volume_fraction": float(scan.in_hole[kde].mean()) if kde.any()

@@ -115,11 +115,11 @@ class OutliersCheck(Check):
         scores = knn_distance_score(dist)
         ratio = isolation_ratio(scores, nb)
         glosh = ctx.clusters.outlier_scores
-        null_max = null_isolation_max(ctx.n, ctx.intrinsic_dim, dist.shape[1], rng=ctx.rng(12),
+        null_max = null_isolation_max(ctx.n, ctx.intrinsic_dim, dist.shape[1], rng=ctx.rng("outliers.null"),
                                       radii=radial_profile(ctx.space))
         threshold = max(self.settings.min_threshold, self.settings.null_margin * null_max)
         candidates = np.flatnonzero(ratio > threshold)
-        ci = bootstrap_ratio_ci(scores, nb, candidates, rng=ctx.rng(11),
+        ci = bootstrap_ratio_ci(scores, nb, candidates, rng=ctx.rng("outliers.bootstrap"),
                                 n_boot=self.settings.n_boot)
         flagged = candidates[ci[:, 0] > threshold] if candidates.size \
             else candidates

@@ -182,7 +182,7 @@ def test_context_approximate_records_recall_equal_to_a_recomputation():
     assert rec["method"] == "approximate" and rec["index"] == "faiss.IndexHNSWFlat"
     assert rec["recall_queries"] == 1000
     # recompute: the same seeded query sample, searched exactly
-    rows = ctx._sample(len(x), 1000, salt=11)
+    rows = ctx._sample(len(x), 1000, "geometry.knn.recall_queries")
     _, exact = knn(ctx.space, k=10)
     assert rec["recall_at_k"] == pytest.approx(knn_recall(nb[rows], exact[rows]), abs=1e-5)
     assert rec["recall_at_k"] >= 0.9
