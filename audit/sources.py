@@ -3,7 +3,8 @@
 Precomputed latents (arrays, stores), built-in datasets and inputs an encoder reads (images,
 tables, text) all end here as ``LatentSet``s with their metadata aligned; degenerate sets are
 refused before any geometry is computed. ``encode``/``encode_store`` are the encode-only path
-(``latent-audit encode``); ``write_store`` writes one set as a latent store.
+(``latent-audit encode``); ``write_store`` (from ``audit.data.store``) writes one set as a
+latent store. Encoding itself lives in ``audit.encoders``: this module only chooses.
 """
 from __future__ import annotations
 
@@ -14,11 +15,10 @@ from typing import Any
 import numpy as np
 
 from .config import AuditConfig, DataConfig
-from .data import InputSet, load_builtin, load_latent_set
-from .data.arrays import validate_latent_array
-from .data.store import store_from_set
+from .data import InputSet, load_builtin, load_latent_set, load_store_set
+from .data.metadata import distinct_ids
+from .data.store import read_manifest, store_output, write_store
 from .errors import AuditError, InputError
-from .io import atomic_outputs
 from .latents import LatentSet
 
 log = logging.getLogger("audit")
@@ -32,35 +32,11 @@ def _source_name(cfg: AuditConfig) -> str:
 
 def _encode_inputs(cfg: AuditConfig, data: InputSet, reference: InputSet | None,
                    artifacts: dict[str, Any]) -> tuple[LatentSet, LatentSet | None]:
-    enc = cfg.encoder
-    decoder = encoder_fn = None
-    if enc is not None and enc.demo_vae is not None:
-        from .encoders.vae import train_vae
-        spec = enc.demo_vae
-        log.info("encoder: training the demo VAE on %d images (%d epochs, latent dim %d)",
-                 len(data.images), spec.epochs, spec.latent_dim)
-
-        def progress(epoch: int, total: int, loss: float) -> None:
-            if epoch == total or epoch % max(1, total // 5) == 0:
-                log.info("encoder: epoch %d/%d, loss %.1f", epoch, total, loss)
-        model = train_vae(data.images, spec, progress=progress)
+    from .encoders.builtin import encode_builtin
+    data_set, ref_set, model = encode_builtin(cfg.encoder, data, reference)
+    if model is not None:
         artifacts["demo_vae"] = model
-        encode = model.encode
-        decoder = model.decode
-        encoder_fn = model.encode
-        desc = {"kind": "demo_vae", **spec.model_dump(), "final_loss": model.history[-1]}
-    else:
-        def encode(images: np.ndarray) -> np.ndarray:
-            return images.reshape(len(images), -1).astype(np.float32) / 255.0
-        desc = {"kind": "flatten", "note": "latents are the flattened pixels in [0, 1]"}
-
-    def to_set(inp: InputSet, section: str) -> LatentSet:
-        z = validate_latent_array(encode(inp.images), source=inp.source, key=f"{section}")
-        return LatentSet(latents=z, metadata=inp.metadata, ids=inp.ids, source=inp.source,
-                         provenance={"kind": "builtin", "source": inp.source,
-                                     "encoder": desc, "truth": inp.truth},
-                         images=inp.images, decoder=decoder, encoder=encoder_fn)
-    return to_set(data, "data"), (to_set(reference, "reference") if reference else None)
+    return data_set, ref_set
 
 
 def _load_one(dc: DataConfig, section: str, source: str | None = None
@@ -75,7 +51,6 @@ def _load_one(dc: DataConfig, section: str, source: str | None = None
             raise
     if dc.latents is not None:
         if Path(dc.latents).is_dir():
-            from .data.store import load_store_set
             return load_store_set(dc.latents, dc.metadata, section=section,
                                   id_column=dc.id_column)
         return load_latent_set(dc.latents, dc.metadata, section=section,
@@ -94,7 +69,8 @@ def _cache_dir(cfg: AuditConfig) -> Path | None:
 def _encode_with_model(cfg: AuditConfig, sections: list[str],
                        loaded: dict[str, LatentSet | InputSet | None]) -> list[LatentSet]:
     """Encode each section's inputs with the configured model (loaded once)."""
-    from .encoders.encode import Encoders, encode_set
+    from .encoders.encode import encode_set
+    from .encoders.loader import Encoders
     models = Encoders(cfg.encoder, source=_source_name(cfg))
     text = cfg.encoder.kind == "sentence_transformers"
     try:
@@ -108,20 +84,10 @@ def _encode_with_model(cfg: AuditConfig, sections: list[str],
     if text:
         # the same model embeds word lists for the checks (SEAT); after a cache hit it is
         # loaded only if a check asks
-        encode_texts = _text_encoder(models, cfg.encoder.batch_size)
+        encode_texts = models.text_encoder(cfg.encoder.batch_size)
         for s in sets:
             s.text_encoder = encode_texts
     return sets
-
-
-def _text_encoder(models: Any, batch_size: int):
-    """Strings -> latents with the configured text model, in batches."""
-    def encode_texts(texts: list[str]) -> np.ndarray:
-        texts = list(texts)
-        model = models.get()
-        return np.concatenate([model(texts[i:i + batch_size])
-                               for i in range(0, len(texts), batch_size)])
-    return encode_texts
 
 
 def _read_sets(cfg: AuditConfig, artifacts: dict[str, Any], *, with_reference: bool = True
@@ -145,9 +111,7 @@ def _read_sets(cfg: AuditConfig, artifacts: dict[str, Any], *, with_reference: b
         out = [data, ref]
     data, ref = out[0], (out[1] if len(out) > 1 else None)
     if ref is not None and data.provenance.get("encoder") is not None:
-        overlap = set(data.ids.tolist()) & set(ref.ids.tolist())
-        if overlap:       # e.g. two image folders with the same file names
-            ref.ids = np.array([f"reference:{i}" for i in ref.ids])
+        ref.ids = distinct_ids(data.ids, ref.ids)
     return data, ref
 
 
@@ -171,20 +135,18 @@ def encode_store(config: AuditConfig, out_dir: Path, *, thumbnails: bool = True
     dc, enc = config.data, config.encoder
     if enc is not None and enc.kind not in ("demo_vae", "flatten") and dc.kind in (
             "images", "table", "text"):
-        from .data.store import read_manifest
-        from .encoders.encode import Encoders, encode_to_store
+        from .encoders.encode import encode_to_store
+        from .encoders.loader import Encoders
         models = Encoders(enc, source=_source_name(config))
         try:
-            with atomic_outputs(out_dir) as stage:
-                encode_to_store(dc, enc, stage / "store", section="data", models=models,
+            with store_output(out_dir) as folder:
+                encode_to_store(dc, enc, folder, section="data", models=models,
                                 cache=_cache_dir(config), source=_source_name(config),
                                 thumbnails=thumbnails)
-                _hoist(stage / "store")
         finally:
             models.close()
         return read_manifest(out_dir)
     write_store(encode(config), out_dir, thumbnails=thumbnails)
-    from .data.store import read_manifest
     return read_manifest(out_dir)
 
 
@@ -232,20 +194,3 @@ def _refuse_degenerate(z: np.ndarray, min_n: int, k: int, *, source: str) -> Non
     if distinct < min_n:
         raise InputError(f"is degenerate: {distinct} distinct rows among {len(z)}, fewer than "
                          f"the {min_n} needed for k={k} neighbours", source=source, key="data")
-
-
-def write_store(latent_set: LatentSet, out_dir: Path, *, thumbnails: bool = True) -> Path:
-    """Write ``latent_set`` as a latent store in ``out_dir``, atomically (see docs/inputs.md)."""
-    out_dir = Path(out_dir)
-    with atomic_outputs(out_dir) as stage:        # the folder is replaced whole
-        store_from_set(stage / "store", latent_set, thumbnails=thumbnails)
-        _hoist(stage / "store")
-    return out_dir
-
-
-def _hoist(folder: Path) -> None:
-    """Move a store written into ``stage/store`` up into ``stage`` (the store writer needs a
-    folder of its own; ``--out`` is the store itself)."""
-    for item in folder.iterdir():
-        item.rename(folder.parent / item.name)
-    folder.rmdir()

@@ -326,3 +326,22 @@ def test_reference_images_share_one_model_and_keep_distinct_ids(tmp_path, monkey
     assert list(data.ids) == names
     assert list(ref.ids) == [f"reference:{n}" for n in names]
     assert not np.allclose(data.latents, ref.latents)
+
+
+def test_one_function_aligns_metadata_by_rows_and_by_ids():
+    from audit.data.metadata import align_metadata, distinct_ids
+    meta = pd.DataFrame({"id": ["b", "a", "c"], "k": [1, 2, 3]})
+    ids, aligned, join = align_metadata(3, meta, source="m.csv", key="data.metadata")
+    assert list(ids) == ["b", "a", "c"] and list(aligned.columns) == ["k"] and join is None
+    ids, aligned, _ = align_metadata(2, None, source=None, key="reference.metadata",
+                                     id_prefix="reference:")
+    assert list(ids) == ["reference:0", "reference:1"] and aligned.shape == (2, 0)
+    with pytest.raises(audit.InputError, match="has 3 rows but the latents"):
+        align_metadata(4, meta, source="m.csv", key="data.metadata", latents_source="z.npy")
+    ids, aligned, join = align_metadata(["a", "c", "x"], meta, source="m.csv",
+                                        key="data.metadata")
+    assert list(aligned["k"].iloc[:2]) == [2, 3] and np.isnan(aligned["k"].iloc[2])
+    assert (join["matched"], join["inputs_without_metadata_examples"]) == (2, ["x"])
+    assert list(distinct_ids(np.array(["a"]), np.array(["a", "b"]))) == ["reference:a",
+                                                                         "reference:b"]
+    assert list(distinct_ids(np.array(["a"]), np.array(["b"]))) == ["b"]

@@ -11,7 +11,7 @@ import torch
 
 import audit
 from _byo import make_images, metadata, model_module, save_forms, write_config
-from audit.data.store import STORE_FORMAT, read_store, write_store
+from audit.data.store import STORE_FORMAT, read_store, write_latents
 from conftest import blobs, load_findings
 
 
@@ -98,7 +98,7 @@ def test_every_run_keeps_the_store_it_audited(write_case, run_cli, tmp_path):
 def test_shards_in_row_order_and_stale_shards_removed(tmp_path):
     z = np.arange(23 * 3, dtype=np.float32).reshape(23, 3)
     ids = np.array([f"r{i}" for i in range(23)])
-    write_store(tmp_path / "s", z, ids, pd.DataFrame({"k": np.arange(23)}), shard_rows=10)
+    write_latents(tmp_path / "s", z, ids, pd.DataFrame({"k": np.arange(23)}), shard_rows=10)
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert [s["rows"] for s in m["shards"]] == [10, 10, 3]
     back = read_store(tmp_path / "s")
@@ -109,7 +109,7 @@ def test_shards_in_row_order_and_stale_shards_removed(tmp_path):
     small = LatentSet(latents=z[:4], metadata=pd.DataFrame(index=range(4)), ids=ids[:4],
                       source="x")
     big = LatentSet(latents=z, metadata=pd.DataFrame(index=range(23)), ids=ids, source="x")
-    from audit.data import store as store_mod
+    from audit.data.store import layout as store_mod
     old = store_mod.SHARD_BYTES
     store_mod.SHARD_BYTES = 4 * 3 * 10             # 10 rows of 3 floats per shard
     try:
@@ -168,13 +168,13 @@ def test_a_later_run_without_reference_drops_the_old_reference_store(write_case,
 def _store(tmp_path, n=23, dim=3, shard_rows=None, name="s", **kw):
     z = np.random.default_rng(n).standard_normal((n, dim)).astype(np.float32)
     ids = np.array([f"r{i}" for i in range(n)])
-    write_store(tmp_path / name, z, ids, pd.DataFrame({"k": np.arange(n)}),
+    write_latents(tmp_path / name, z, ids, pd.DataFrame({"k": np.arange(n)}),
                 shard_rows=shard_rows, **kw)
     return tmp_path / name, z, ids
 
 
 def test_shard_round_trip_with_a_tiny_shard_size(tmp_path, monkeypatch):
-    from audit.data import store as store_mod
+    from audit.data.store import layout as store_mod
     monkeypatch.setattr(store_mod, "SHARD_BYTES", 4 * 3 * 7)      # 7 rows of 3 floats
     folder, z, ids = _store(tmp_path)
     m = json.loads((folder / "manifest.json").read_text())
@@ -198,7 +198,7 @@ def test_one_shard_is_memory_mapped_when_asked(tmp_path):
     assert not ls.latents.flags.owndata and ls.n == 50
 
 
-def test_streaming_writer_equals_write_store(tmp_path):
+def test_streaming_writer_equals_write_latents(tmp_path):
     from audit.data.store import StoreWriter
     folder, z, ids = _store(tmp_path, n=41, dim=5, shard_rows=8, name="whole",
                             thumbnails=np.full((41, 4, 4, 3), 7, np.uint8))
@@ -274,13 +274,13 @@ def test_a_failed_write_leaves_the_existing_store_intact(tmp_path):
             w.append(z[:12] + 1, ids[:12])          # two shards already on disk
             raise RuntimeError("encoder crashed")
     with pytest.raises(ValueError):                 # a bad batch mid-way
-        write_store(folder, np.zeros((3, 3, 1), np.float32), ids[:3])
+        write_latents(folder, np.zeros((3, 3, 1), np.float32), ids[:3])
     assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
     np.testing.assert_array_equal(read_store(folder).latents, z)
     assert [p.name for p in tmp_path.iterdir()] == ["s"]        # no temporary folders left
 
     # a successful write replaces the store whole (no stale shards)
-    write_store(folder, z[:4], ids[:4])
+    write_latents(folder, z[:4], ids[:4])
     assert [p.name for p in (folder / "latents").iterdir()] == ["part-00000.npy"]
     assert read_store(folder).latents.shape == (4, 3)
 
@@ -289,6 +289,6 @@ def test_a_writer_refuses_to_replace_a_folder_that_is_not_a_store(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(audit.InputError, match="exists and is not a latent store"):
-        write_store(tmp_path / "mine", np.ones((2, 2), np.float32), ["a", "b"])
+        write_latents(tmp_path / "mine", np.ones((2, 2), np.float32), ["a", "b"])
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["mine"]

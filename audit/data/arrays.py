@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..latents import LatentSet
+from .metadata import align_metadata
 
 __all__ = ["read_latents", "read_metadata", "load_latent_set"]
 
@@ -162,35 +163,6 @@ def read_metadata(path: Path, *, key: str = "data.metadata") -> pd.DataFrame:
                          key=key) from None
 
 
-def attach_metadata(latents: np.ndarray, meta: pd.DataFrame | None, *, source: str,
-                    meta_source: str | Path | None, meta_key: str, id_column: str,
-                    id_prefix: str = "") -> tuple[pd.DataFrame, np.ndarray]:
-    """Check that metadata matches the latents row for row; return (metadata, ids)."""
-    n = latents.shape[0]
-    if meta is None:
-        meta = pd.DataFrame(index=range(n))
-    if len(meta) != n:
-        raise InputError(f"has {len(meta)} rows but the latents ({source}) have {n}: rows "
-                         "must match one to one, in the same order",
-                         source=meta_source, key=meta_key)
-    if id_column in meta.columns:
-        ids_ser = meta[id_column]
-        if ids_ser.isna().any():
-            raise InputError(f"column '{id_column}' has {int(ids_ser.isna().sum())} missing "
-                             "ids", source=meta_source, key=meta_key)
-        ids = ids_ser.astype(str).to_numpy()
-        dup = pd.Series(ids).duplicated(keep=False)
-        if dup.any():
-            first = pd.Series(ids)[dup].iloc[0]
-            raise InputError(f"column '{id_column}' has {int(dup.sum())} rows with duplicate "
-                             f"ids (e.g. '{first}'): ids must be unique",
-                             source=meta_source, key=meta_key)
-        meta = meta.drop(columns=[id_column])
-    else:
-        ids = np.array([f"{id_prefix}{i}" for i in range(n)])
-    return meta.reset_index(drop=True), ids
-
-
 def load_latent_set(latents_path: Path, metadata_path: Path | None, *, section: str,
                     id_column: str = "id", array: str | None = None) -> LatentSet:
     """Read a precomputed latent matrix and its optional metadata into a ``LatentSet``."""
@@ -198,9 +170,10 @@ def load_latent_set(latents_path: Path, metadata_path: Path | None, *, section: 
     meta = None
     if metadata_path is not None:
         meta = read_metadata(metadata_path, key=f"{section}.metadata")
-    meta, ids = attach_metadata(arr, meta, source=str(latents_path), meta_source=metadata_path,
-                                meta_key=f"{section}.metadata", id_column=id_column,
-                                id_prefix="" if section == "data" else f"{section}:")
+    ids, meta, _ = align_metadata(arr.shape[0], meta, source=metadata_path,
+                                  key=f"{section}.metadata", id_column=id_column,
+                                  latents_source=str(latents_path),
+                                  id_prefix="" if section == "data" else f"{section}:")
     return LatentSet(latents=arr, metadata=meta, ids=ids, source=str(latents_path),
                      provenance={"kind": "precomputed", "latents": str(latents_path),
                                  "metadata": str(metadata_path) if metadata_path else None})

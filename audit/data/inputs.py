@@ -2,8 +2,8 @@
 
 ``open_inputs`` reads what is cheap to read (a folder listing, a table, a text file) and
 describes it with a fingerprint of the files (paths, sizes, modification times); images
-are decoded later, batch by batch, by the encoder. ``join_metadata`` joins a metadata
-table onto the inputs by ``file`` or ``id`` and reports what did not match.
+are decoded later, batch by batch, by the encoder. A metadata table is joined onto the
+inputs later, by ``audit.data.metadata.align_metadata``.
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from ..config import DataConfig
 from ..errors import InputError
 from .arrays import read_metadata
 from .images import UnreadableImage, list_images, open_image
+from .metadata import align_metadata
 
 __all__ = ["ImageInputs", "TableInputs", "TextInputs", "Inputs", "UnreadableImage",
-           "open_inputs", "images_from_arrays", "join_metadata", "file_fingerprint",
+           "open_inputs", "images_from_arrays", "file_fingerprint",
            "unreadable_error"]
 
 TEXT_SUFFIXES = (".csv", ".parquet", ".txt")
-_EXAMPLES = 10          # how many unmatched names findings.json lists
 
 
 def file_fingerprint(path: Path) -> dict[str, Any]:
@@ -142,19 +142,9 @@ def _read_frame(path: Path, key: str, suffixes: tuple[str, ...]) -> pd.DataFrame
 
 def _ids_from(frame: pd.DataFrame, id_column: str, path: Path, key: str
               ) -> tuple[list[str], pd.DataFrame]:
-    if id_column in frame.columns:
-        ser = frame[id_column]
-        if ser.isna().any():
-            raise InputError(f"column '{id_column}' has {int(ser.isna().sum())} missing ids",
-                             source=path, key=key)
-        ids = ser.astype(str).tolist()
-        dup = pd.Series(ids).duplicated()
-        if dup.any():
-            raise InputError(f"column '{id_column}' has duplicate ids (e.g. "
-                             f"'{pd.Series(ids)[dup].iloc[0]}'): ids must be unique",
-                             source=path, key=key)
-        return ids, frame.drop(columns=[id_column])
-    return [str(i) for i in range(len(frame))], frame
+    ids, rest, _ = align_metadata(len(frame), frame, source=path, key=key,
+                                  id_column=id_column, duplicates="example")
+    return ids.tolist(), rest
 
 
 def _open_table(dc: DataConfig, section: str) -> TableInputs:
@@ -209,61 +199,6 @@ def _open_text(dc: DataConfig, section: str) -> TextInputs:
           "id_column": dc.id_column}
     return TextInputs(texts=texts, ids=ids, metadata=meta, source=str(path), column=column,
                       fingerprint=fp)
-
-
-def _norm_file(v: Any) -> str:
-    s = str(v).replace("\\", "/")
-    while s.startswith("./"):
-        s = s[2:]
-    return s
-
-
-def join_metadata(ids: list[str] | np.ndarray, meta: pd.DataFrame, *, path: Path | str,
-                  key: str, on: tuple[str, ...], base: pd.DataFrame | None = None
-                  ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Join ``meta`` onto ``ids`` through the first column of ``on`` that ``meta`` has.
-
-    Rows may come in any order. Returns the metadata aligned with ``ids`` (inputs without a
-    row get missing values; the join column is dropped, it equals the id) and a report of
-    what did not match. ``base`` (aligned with ids) is kept and extended: columns of
-    ``meta`` replace same-named ones.
-    """
-    ids = [str(i) for i in ids]
-    col = next((c for c in on if c in meta.columns), None)
-    if col is None:
-        raise InputError(f"has no {' or '.join(repr(c) for c in on)} column to join the "
-                         f"inputs on (columns: {list(meta.columns)[:20]})", source=path, key=key)
-    keys_ser = meta[col]
-    if keys_ser.isna().any():
-        raise InputError(f"column '{col}' has {int(keys_ser.isna().sum())} empty values",
-                         source=path, key=key)
-    keys = keys_ser.map(_norm_file if col == "file" else str)
-    dup = keys.duplicated(keep=False)
-    if dup.any():
-        raise InputError(f"column '{col}' names '{keys[dup].iloc[0]}' in {int(dup.sum())} "
-                         "rows: each input may have one row", source=path, key=key)
-    id_set, key_set = set(ids), set(keys)
-    rows_unmatched = [k for k in keys if k not in id_set]
-    inputs_unmatched = [i for i in ids if i not in key_set]
-    if len(rows_unmatched) == len(keys) and ids:
-        raise InputError(f"none of its {len(keys)} rows matches an input on '{col}' (e.g. "
-                         f"'{keys.iloc[0]}' vs the input '{ids[0]}'"
-                         + ("; file paths are relative to the images folder" if col == "file"
-                            else "") + ")", source=path, key=key)
-    aligned = meta.drop(columns=[col]).set_axis(keys.to_numpy()).reindex(ids)
-    aligned = aligned.reset_index(drop=True)
-    if base is not None:
-        keep = base.drop(columns=[c for c in aligned.columns if c in base.columns])
-        aligned = pd.concat([keep.reset_index(drop=True), aligned], axis=1)
-    report = {
-        "file": str(path), "on": col, "rows": int(len(keys)),
-        "matched": int(len(ids) - len(inputs_unmatched)),
-        "rows_without_input": int(len(rows_unmatched)),
-        "rows_without_input_examples": rows_unmatched[:_EXAMPLES],
-        "inputs_without_metadata": int(len(inputs_unmatched)),
-        "inputs_without_metadata_examples": inputs_unmatched[:_EXAMPLES],
-    }
-    return aligned, report
 
 
 def unreadable_error(name: str, reason: str, *, folder: Path | str, key: str) -> InputError:

@@ -1,24 +1,16 @@
-"""Encoding inputs into a ``LatentSet``, with a cache keyed by a fingerprint.
+"""Encoding inputs into a ``LatentSet`` or straight into a latent store, through the cache.
 
-The fingerprint is a sha256 over (1) the inputs: every image's relative path, size and
-modification time, or the table/text file's size and modification time and the columns
-used; (2) the encoder: the size and modification time of its files (model, checkpoint,
-factory module, sentence-transformers folder) and every ``encoder:`` setting except
-``batch_size`` and ``device``. A cache entry is a latent store (see ``audit.data.store``)
-under ``<cache>/<fingerprint[:32]>/`` holding the latents, the ids and, for images, the
-thumbnails. Metadata is not cached: it is joined afresh on every run, so editing the
-metadata file never re-encodes.
+A cache hit (see ``audit.encoders.cache``) reads the latents back and encodes nothing; a
+miss runs the model in process or on Ray (``audit.encoders.batching``,
+``audit.encoders.ray_engine``) and streams the batches into their sinks. Metadata is not
+cached: it is joined afresh on every run (``audit.data.metadata``), so editing the metadata
+file never re-encodes.
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,255 +18,23 @@ import pandas as pd
 from ..config import DataConfig, EncoderConfig
 from ..data.arrays import read_metadata
 from ..data.builtin import InputSet
-from ..data.images import UnreadableImage, model_array, thumbnail
-from ..data.inputs import (ImageInputs, Inputs, TableInputs, TextInputs, file_fingerprint,
-                           images_from_arrays, join_metadata, open_inputs, unreadable_error)
-from ..data.store import SHARD_BYTES, StoreWriter, read_manifest, read_store
+from ..data.inputs import ImageInputs, Inputs, images_from_arrays, open_inputs, unreadable_error
+from ..data.metadata import align_metadata
+from ..data.store import StoreWriter, read_manifest, rows_per_shard
 from ..errors import InputError
 from ..latents import LatentSet
-from ..logs import Progress
+from .batching import local_batches
+from .cache import CACHE_VERSION, CacheSink, cache_get, fingerprint
+from .loader import Encoders
 
 log = logging.getLogger("audit")
 
 __all__ = ["Encoders", "encode_set", "encode_to_store", "fingerprint", "CACHE_VERSION"]
 
-CACHE_VERSION = 1
 _LISTED = 20            # unreadable files named in findings.json
 
 
-class Encoders:
-    """Loads the configured model once, on first use, for the data and the reference."""
-
-    def __init__(self, enc: EncoderConfig, *, source: str | Path = "<config>") -> None:
-        self.enc, self.source = enc, source
-        self._model: Any = None
-
-    def get(self):
-        if self._model is None:
-            from .torch_models import ModelEncoder, load_model, resolve_device
-            if self.enc.kind == "sentence_transformers":
-                from .text import TextEncoder
-                log.info("encoder: loading sentence-transformers model %s",
-                         self.enc.sentence_transformers)
-                self._model = TextEncoder(self.enc.sentence_transformers,
-                                          resolve_device(self.enc.device))
-            else:
-                log.info("encoder: loading %s model", self.enc.kind)
-                self._model = ModelEncoder(load_model(self.enc, source=self.source), self.enc)
-        return self._model
-
-    def close(self) -> None:
-        if self._model is not None and hasattr(self._model, "close"):
-            self._model.close()
-
-
-# ---- fingerprint -------------------------------------------------------------------
-
-def _path_fingerprint(p: Path | str | None) -> Any:
-    if p is None:
-        return None
-    p = Path(p)
-    if p.is_file():
-        return file_fingerprint(p)
-    if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(x for x in p.rglob("*") if x.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(p).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-        return {"folder": p.name, "listing_sha256": h.hexdigest()}
-    return "missing"
-
-
-def _encoder_fingerprint(enc: EncoderConfig, base: Path | None = None) -> dict[str, Any]:
-    settings = enc.model_dump(mode="json", exclude={"batch_size", "device", "engine", "ray"},
-                              exclude_none=True)
-    files: dict[str, Any] = {}
-    for k in ("torchscript", "export", "checkpoint"):
-        if getattr(enc, k) is not None:
-            files[k] = _path_fingerprint(getattr(enc, k))
-    if enc.factory:
-        target = enc.factory.rsplit(":", 1)[0]
-        if target.endswith(".py"):
-            files["factory"] = _path_fingerprint(target)
-        else:
-            import sys
-            if base is not None:
-                sys.path.insert(0, str(base))     # as import_factory searches it first
-            try:       # locating a submodule imports its parent package (user code, opted in)
-                spec = importlib.util.find_spec(target)
-                files["factory"] = _path_fingerprint(spec.origin if spec else None)
-            except Exception:
-                files["factory"] = "unresolved"
-            finally:
-                if base is not None:
-                    sys.path.remove(str(base))
-    if enc.sentence_transformers:
-        try:
-            from .text import resolve_text_model
-            _, path, module = resolve_text_model(enc.sentence_transformers)
-            files["sentence_transformers"] = (
-                _path_fingerprint(path) if path is not None
-                else {"package": module.__name__, "version": getattr(module, "__version__",
-                                                                     None)})
-        except InputError:
-            files["sentence_transformers"] = "missing"
-    return {"settings": settings, "files": files}
-
-
-def fingerprint(inputs: Inputs, enc: EncoderConfig, *, base: Path | None = None) -> str:
-    """The cache key of ``inputs`` encoded by ``enc`` (sha256 hex); ``base`` is the
-    config's folder, where a dotted factory module is looked up first."""
-    doc = {"version": CACHE_VERSION, "inputs": inputs.fingerprint,
-           "encoder": _encoder_fingerprint(enc, base)}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
-
-
-# ---- the cache -----------------------------------------------------------------------
-
-def _cache_get(cache: Path | None, fp: str, *, mmap: bool = False) -> Any:
-    if cache is None:
-        return None
-    entry = cache / fp[:32]
-    if not (entry / "manifest.json").is_file():
-        return None
-    try:
-        data = read_store(entry, key="cache", mmap=mmap)
-    except InputError as exc:
-        log.warning("encoder: ignoring a broken cache entry (%s)", exc)
-        return None
-    if data.manifest.get("fingerprint") != fp:
-        return None
-    return data
-
-
 # ---- running the encoder -------------------------------------------------------------
-
-def _image_settings(inputs: ImageInputs, enc: EncoderConfig, model: Any, key: str
-                    ) -> tuple[tuple[int, int] | None, int]:
-    size = tuple(enc.image_size) if enc.image_size else None
-    shape = model.loaded.input_shape
-    batch = model.fixed_batch or enc.batch_size
-    if shape is not None:
-        src, k = model.loaded.source, model.loaded.key
-        if len(shape) != 4:
-            raise InputError(f"the exported program takes inputs of shape {shape}, not a batch "
-                             "of images (B×C×H×W)", source=src, key=k)
-        if shape[1] is not None and shape[1] != enc.channels:
-            raise InputError(f"the exported program takes {shape[1]}-channel images; set "
-                             f"encoder.channels: {shape[1]}", source=src, key=k)
-        if shape[2] is not None and shape[3] is not None:
-            if size is None:
-                size = (shape[2], shape[3])
-            elif size != (shape[2], shape[3]):
-                raise InputError(f"the exported program takes {shape[2]}×{shape[3]} images "
-                                 f"but encoder.image_size is {size[0]}×{size[1]}",
-                                 source=src, key="encoder.image_size")
-    return size, batch
-
-
-Batch = tuple[np.ndarray, list[int], "np.ndarray | None"]   # latents, row indices, thumbnails
-
-
-def normalizer(enc: EncoderConfig) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(mean, std)`` shaped (C, 1, 1) for ``encoder.normalize``, or None."""
-    if enc.normalize is None:
-        return None
-    return (np.asarray(enc.normalize.mean, np.float32)[:, None, None],
-            np.asarray(enc.normalize.std, np.float32)[:, None, None])
-
-
-def prepare_image(load: Callable[[], Any], enc: EncoderConfig,
-                  size: tuple[int, int] | None) -> tuple[np.ndarray | None, Any]:
-    """Decode one image: ``(model array, thumbnail)``, or ``(None, reason)`` when the file
-    cannot be read. Used by the in-process loop and by the Ray actors alike."""
-    try:
-        img = load()
-        return model_array(img, channels=enc.channels, size=size), thumbnail(img)
-    except UnreadableImage as exc:
-        return None, exc.reason
-
-
-def image_batch(arrays: list[np.ndarray], norm: tuple[np.ndarray, np.ndarray] | None
-                ) -> np.ndarray:
-    """Stack prepared images into the model's input batch, normalised."""
-    x = np.stack(arrays)
-    return x if norm is None else (x - norm[0]) / norm[1]
-
-
-def size_mismatch(first: tuple[str, tuple[int, ...]], name: str, shape: tuple[int, ...],
-                  source: str) -> InputError:
-    a, b = first[1], shape
-    return InputError(f"images differ in size ({first[0]}: {a[1]}×{a[2]}, {name}: "
-                      f"{b[1]}×{b[2]}): set encoder.image_size to resize them",
-                      source=source, key="encoder.image_size")
-
-
-def _image_batches(inputs: ImageInputs, enc: EncoderConfig, model: Any, *, corrupt: str,
-                   key: str, unreadable: list[tuple[str, str]]) -> Iterator[Batch]:
-    """Encode images batch by batch; unreadable files are skipped (listed in
-    ``unreadable``) or fail, as ``corrupt`` says."""
-    size, batch = _image_settings(inputs, enc, model, key)
-    norm = normalizer(enc)
-    n = len(inputs)
-    progress = Progress("encode", n, unit="images")
-    first_shape: tuple[str, tuple[int, ...]] | None = None
-
-    def prepare(i: int) -> tuple[int, Any, Any]:
-        return (i, *prepare_image(lambda: inputs.load(i), enc, size))
-
-    with ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1))) as pool:
-        for start in range(0, n, batch):
-            arrays, idx, thumbs = [], [], []
-            for i, arr, extra in pool.map(prepare, range(start, min(n, start + batch))):
-                if arr is None:
-                    skip_unreadable(inputs, i, extra, corrupt=corrupt, key=key,
-                                    unreadable=unreadable)
-                    continue
-                if first_shape is None:
-                    first_shape = (inputs.ids[i], arr.shape)
-                elif arr.shape != first_shape[1]:
-                    raise size_mismatch(first_shape, inputs.ids[i], arr.shape, inputs.source)
-                arrays.append(arr)
-                idx.append(i)
-                thumbs.append(extra)
-            if arrays:
-                yield model(image_batch(arrays, norm)), idx, np.stack(thumbs)
-            progress.update(min(n, start + batch) - start)
-
-
-def skip_unreadable(inputs: ImageInputs, i: int, reason: str, *, corrupt: str, key: str,
-                    unreadable: list[tuple[str, str]]) -> None:
-    """``corrupt: fail`` raises for image ``i``; ``skip`` logs it and lists it."""
-    if corrupt == "fail":
-        raise unreadable_error(inputs.ids[i], reason, folder=inputs.source, key=key)
-    log.warning("skipping unreadable image %s (%s)", inputs.ids[i], reason)
-    unreadable.append((inputs.ids[i], reason))
-
-
-def check_table_model(inputs: TableInputs, model: Any) -> None:
-    """A torch.export program with a static input shape must take the table's rows."""
-    shape = model.loaded.input_shape
-    if shape is not None and (len(shape) != 2 or (shape[1] is not None
-                                                   and shape[1] != len(inputs.columns))):
-        raise InputError(f"the exported program takes inputs of shape {shape}; the table "
-                         f"gives rows of {len(inputs.columns)} values",
-                         source=model.loaded.source, key=model.loaded.key)
-
-
-def _row_batches(inputs: TableInputs | TextInputs, enc: EncoderConfig, model: Any
-                 ) -> Iterator[Batch]:
-    n = len(inputs)
-    if isinstance(inputs, TextInputs):
-        batch, unit, items = enc.batch_size, "texts", inputs.texts
-    else:
-        check_table_model(inputs, model)
-        batch, unit, items = model.fixed_batch or enc.batch_size, "rows", inputs.values
-    progress = Progress("encode", n, unit=unit)
-    for start in range(0, n, batch):
-        stop = min(n, start + batch)
-        yield model(items[start:stop]), list(range(start, stop)), None
-        progress.update(stop - start)
-
 
 class _ArraySink:
     """Collects batches into one array preallocated for ``n`` rows (no list of batches)."""
@@ -300,45 +60,6 @@ class _ArraySink:
         return z, (None if self.thumbs is None else self.thumbs[:self.rows])
 
 
-class _CacheSink:
-    """Streams into a cache entry; a failed write (disk full, read-only) drops the cache."""
-
-    def __init__(self, cache: Path, fp: str, source: dict[str, Any]) -> None:
-        self.writer: StoreWriter | None = None
-        self.cache, self.fp = cache, fp
-        try:
-            cache.mkdir(parents=True, exist_ok=True)
-            self.writer = StoreWriter(cache / fp[:32], fingerprint=fp, source=source)
-        except OSError as exc:
-            self._give_up(exc)
-
-    def _give_up(self, exc: OSError) -> None:
-        log.warning("encoder: could not write the cache in %s (%s); carrying on", self.cache,
-                    exc.strerror or exc)
-        if self.writer is not None:
-            self.writer.abort()
-        self.writer = None
-
-    def append(self, z: np.ndarray, ids: list[str], thumbs: np.ndarray | None) -> None:
-        if self.writer is not None:
-            try:
-                self.writer.append(z, ids, thumbnails=thumbs)
-            except OSError as exc:
-                self._give_up(exc)
-
-    def close(self, encoder: dict[str, Any], extra: dict[str, Any]) -> None:
-        if self.writer is not None:
-            try:
-                self.writer.close(encoder=encoder, extra=extra)
-                log.info("encoder: cached in %s", self.cache / self.fp[:32])
-            except OSError as exc:
-                self._give_up(exc)
-
-    def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.abort()
-
-
 def _check_finite(z: np.ndarray, first_row: int, source: Any) -> None:
     finite = np.isfinite(z)
     if not finite.all():
@@ -350,7 +71,7 @@ def _check_finite(z: np.ndarray, first_row: int, source: Any) -> None:
 
 
 def _stream(inputs: Inputs, enc: EncoderConfig, models: Encoders, *, corrupt: str, key: str,
-            sinks: list[Any], cache_sink: _CacheSink | None, found: int
+            sinks: list[Any], cache_sink: CacheSink | None, found: int
             ) -> tuple[list[int], list[tuple[str, str]], dict[str, Any]]:
     """Run the encoder (in process, or on Ray with ``engine: ray``) and hand every batch, in
     row order, to each sink. Returns (kept rows, unreadable files, encoder description)."""
@@ -364,11 +85,8 @@ def _stream(inputs: Inputs, enc: EncoderConfig, models: Encoders, *, corrupt: st
     else:
         model = models.get()
         where = getattr(model, "location", None) or model.loaded.source
-        if isinstance(inputs, ImageInputs):
-            batches = _image_batches(inputs, enc, model, corrupt=corrupt, key=key,
-                                     unreadable=unreadable)
-        else:
-            batches = _row_batches(inputs, enc, model)
+        batches = local_batches(inputs, enc, model, corrupt=corrupt, key=key,
+                                unreadable=unreadable)
     try:
         for z, idx, thumbs in batches:
             z = np.asarray(z, dtype=np.float32)
@@ -439,21 +157,15 @@ def _metadata(dc: DataConfig | None, inputs: Inputs, builtin: InputSet | None,
               kept: list[int], ids: list[str], section: str
               ) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """Metadata aligned with the kept inputs: joined afresh every run (never cached)."""
-    join = None
-    if builtin is not None:
-        meta = inputs.metadata.iloc[kept].reset_index(drop=True)
-    elif isinstance(inputs, ImageInputs):
-        meta = pd.DataFrame(index=range(len(ids)))
-        if dc.metadata is not None:
-            table = read_metadata(dc.metadata, key=f"{section}.metadata")
-            meta, join = join_metadata(ids, table, path=dc.metadata, key=f"{section}.metadata",
-                                       on=("file", dc.id_column))
-    else:
-        meta = inputs.metadata.iloc[kept].reset_index(drop=True)
-        if dc.metadata is not None:
-            table = read_metadata(dc.metadata, key=f"{section}.metadata")
-            meta, join = join_metadata(ids, table, path=dc.metadata, key=f"{section}.metadata",
-                                       on=(dc.id_column,), base=meta)
+    base = None if isinstance(inputs, ImageInputs) and builtin is None else (
+        inputs.metadata.iloc[kept].reset_index(drop=True))
+    if builtin is not None or dc.metadata is None:
+        return align_metadata(ids, None, source=None, key=f"{section}.metadata",
+                              base=base)[1:]
+    table = read_metadata(dc.metadata, key=f"{section}.metadata")
+    on = ("file", dc.id_column) if base is None else (dc.id_column,)
+    _, meta, join = align_metadata(ids, table, source=dc.metadata, key=f"{section}.metadata",
+                                   on=on, base=base)
     return meta, join
 
 
@@ -501,7 +213,7 @@ def encode_set(dc: DataConfig | None, enc: EncoderConfig, *, section: str,
     base = Path(source).parent if str(source) not in ("<config>", "") else Path.cwd()
     fp = fingerprint(inputs, enc, base=base)
     found = len(inputs)
-    hit = _cache_get(cache, fp)
+    hit = cache_get(cache, fp)
     thumbs = None
     if hit is not None:
         got = _hit_kept(hit, inputs, corrupt, key)
@@ -517,7 +229,7 @@ def encode_set(dc: DataConfig | None, enc: EncoderConfig, *, section: str,
     if hit is None:
         _encoding_note(inputs, found, enc)
         sink = _ArraySink(found)
-        cache_sink = (_CacheSink(cache, fp, {"kind": inputs.kind, "path": inputs.source})
+        cache_sink = (CacheSink(cache, fp, {"kind": inputs.kind, "path": inputs.source})
                       if cache is not None else None)
         try:
             kept, unreadable, desc = _stream(
@@ -554,7 +266,7 @@ def encode_to_store(dc: DataConfig | None, enc: EncoderConfig, out: Path, *, sec
     base = Path(source).parent if str(source) not in ("<config>", "") else Path.cwd()
     fp = fingerprint(inputs, enc, base=base)
     found = len(inputs)
-    hit = _cache_get(cache, fp, mmap=True)
+    hit = cache_get(cache, fp, mmap=True)
     got = _hit_kept(hit, inputs, corrupt, key) if hit is not None else None
     with StoreWriter(out, fingerprint=fp) as writer:
         def to_out(z: np.ndarray, ids: list[str], t: np.ndarray | None) -> None:
@@ -562,7 +274,7 @@ def encode_to_store(dc: DataConfig | None, enc: EncoderConfig, out: Path, *, sec
         sink = type("_OutSink", (), {"append": staticmethod(to_out)})()
         if got is not None:
             kept, unreadable = got
-            step = max(1, SHARD_BYTES // (4 * hit.latents.shape[1]))
+            step = rows_per_shard(hit.latents.shape[1])
             t = hit.thumbnails if isinstance(inputs, ImageInputs) else None
             for start in range(0, len(kept), step):
                 stop = min(len(kept), start + step)
@@ -574,7 +286,7 @@ def encode_to_store(dc: DataConfig | None, enc: EncoderConfig, out: Path, *, sec
             status, encoded = "hit", 0
         else:
             _encoding_note(inputs, found, enc)
-            cache_sink = (_CacheSink(cache, fp, {"kind": inputs.kind, "path": inputs.source})
+            cache_sink = (CacheSink(cache, fp, {"kind": inputs.kind, "path": inputs.source})
                           if cache is not None else None)
             try:
                 kept, unreadable, desc = _stream(

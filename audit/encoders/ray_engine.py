@@ -3,10 +3,11 @@
 The driver builds a Ray dataset of the input rows (row index and id; table values or texts
 as columns; images as file names read by the actors), and ``map_batches`` runs
 ``_EncodeActor`` on a fixed pool of ``encoder.ray.num_actors`` actors. Each actor loads the
-model once, with the loader of the in-process path (``Encoders``), decodes and resizes
-images with the same functions, and returns the latents with their row index. The driver
-puts the batches back in row order and hands them to the store writer exactly as the
-in-process loop does, so the latents, the ids and their order are the same.
+model once, with the loader of the in-process path (``Encoders``), decodes, checks and
+batches images with the same steps (``audit.encoders.batching``), and returns the latents
+with their row index. The driver puts the batches back in row order and hands them to the
+store writer exactly as the in-process loop does, so the latents, the ids and their order
+are the same.
 
 Ray is imported only here (the optional ``ray`` extra). An already-initialised Ray is used
 as it is; otherwise ``ray.init(address=encoder.ray.address)`` starts or joins one and it is
@@ -21,7 +22,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -32,6 +32,9 @@ from ..data.images import THUMB_SIZE, open_image
 from ..data.inputs import ImageInputs, Inputs, TableInputs, TextInputs
 from ..errors import AuditError, InputError
 from ..logs import Progress
+from .batching import (SizeGuard, check_table_model, collect_images, image_batch,
+                       image_settings, normalizer, prepare_image, skip_unreadable)
+from .loader import Encoders
 
 log = logging.getLogger("audit")
 
@@ -95,7 +98,6 @@ class _EncodeActor:
     def __init__(self, enc: EncoderConfig, source: str, kind: str, key: str,
                  folder: str | None = None, load: Callable[[int], Any] | None = None,
                  columns: list[str] | None = None) -> None:
-        from .encode import Encoders, _image_settings, check_table_model, normalizer
         self.enc, self.kind, self.key, self.source = enc, kind, key, source
         self.folder, self.load, self.columns = folder, load, columns
         self.error: AuditError | None = None
@@ -104,10 +106,10 @@ class _EncodeActor:
             fixed = getattr(self.model, "fixed_batch", None)
             self.chunk = fixed or enc.batch_size
             if kind == "images":
-                self.size, _ = _image_settings(None, enc, self.model, key)
+                self.size, _ = image_settings(enc, self.model)
                 self.norm = normalizer(enc)
             elif kind == "table":
-                check_table_model(SimpleNamespace(columns=columns), self.model)
+                check_table_model(len(columns), self.model)
         except AuditError as exc:
             self.error = exc          # reported with the first batch (see __call__)
 
@@ -162,30 +164,27 @@ class _EncodeActor:
         return out
 
     def _images(self, batch: dict[str, np.ndarray], out: dict[str, Any]) -> np.ndarray:
-        from .encode import image_batch, prepare_image, size_mismatch
         ids = [str(i) for i in batch["id"]]
         b = len(ids)
         ok, reason = np.zeros(b, bool), np.full(b, "", dtype=object)
         thumbs = np.zeros((b, THUMB_SIZE, THUMB_SIZE, 3), np.uint8)
         hw = np.zeros((b, 2), np.int64)
-        arrays: list[np.ndarray] = []
-        first: tuple[str, tuple[int, ...]] | None = None
-        for j, (name, row) in enumerate(zip(ids, batch["row"])):
-            if self.folder is not None:
-                path = Path(self.folder) / name
-                load = lambda p=path: open_image(p)            # noqa: E731
-            else:
-                load = lambda i=int(row): self.load(i)         # noqa: E731
-            arr, extra = prepare_image(load, self.enc, self.size)
-            if arr is None:
-                reason[j] = extra
-                continue
-            if first is None:
-                first = (name, arr.shape)
-            elif arr.shape != first[1]:
-                raise size_mismatch(first, name, arr.shape, str(self.folder or self.source))
-            ok[j], thumbs[j], hw[j] = True, extra, arr.shape[1:]
-            arrays.append(arr)
+
+        def prepared() -> Iterator[tuple[int, str, Any, Any]]:
+            for j, (name, row) in enumerate(zip(ids, batch["row"])):
+                if self.folder is not None:
+                    path = Path(self.folder) / name
+                    load = lambda p=path: open_image(p)            # noqa: E731
+                else:
+                    load = lambda i=int(row): self.load(i)         # noqa: E731
+                yield (j, name, *prepare_image(load, self.enc, self.size))
+
+        def note(j: int, why: str) -> None:      # the driver skips or fails, in row order
+            reason[j] = why
+        pos, arrays, thumbs_ok = collect_images(
+            prepared(), SizeGuard(str(self.folder or self.source)), note)
+        for j, arr, t in zip(pos, arrays, thumbs_ok):
+            ok[j], thumbs[j], hw[j] = True, t, arr.shape[1:]
         out.update(ok=ok, reason=reason, thumb=thumbs, h=hw[:, 0], w=hw[:, 1])
         if not arrays:
             return np.zeros((0, 0), np.float32)
@@ -290,7 +289,7 @@ class RayEncoding:
         pending: dict[int, dict[str, np.ndarray]] = {}
         expected = 0
         dim: int | None = None
-        first_shape: tuple[str, tuple[int, ...]] | None = None
+        sizes = SizeGuard(inp.source)
         for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
             rows = np.asarray(out["row"], dtype=np.int64)
             if not len(rows):
@@ -310,18 +309,12 @@ class RayEncoding:
                 for j, r in enumerate(rows):
                     r = int(r)
                     if not b["ok"][j]:
-                        from .encode import skip_unreadable
                         skip_unreadable(inp, r, str(b["reason"][j]), corrupt=self.corrupt,
                                         key=self.key, unreadable=self.unreadable)
                         continue
                     if images:
-                        shape = (int(b["h"][j]), int(b["w"][j]))
-                        if first_shape is None:
-                            first_shape = (inp.ids[r], (self.enc.channels, *shape))
-                        elif shape != first_shape[1][1:]:
-                            from .encode import size_mismatch
-                            raise size_mismatch(first_shape, inp.ids[r],
-                                                (self.enc.channels, *shape), inp.source)
+                        sizes.check(inp.ids[r], (self.enc.channels, int(b["h"][j]),
+                                                 int(b["w"][j])))
                         thumbs.append(b["thumb"][j])
                     zs.append(np.frombuffer(b["z"][j], dtype=np.float32))
                     idx.append(r)
