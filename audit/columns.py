@@ -20,25 +20,15 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+# one definition, kept with the metrics (which import nothing of ours)
+from .metrics._validation import MISSING_GROUP as MISSING
+from .metrics._validation import is_missing
+
 __all__ = ["NUMERIC_MIN_LEVELS", "MISSING", "Groups", "nested_rows", "is_numeric",
            "is_missing", "level_name", "sorted_levels", "slug", "quantile_edges",
-           "range_labels", "bin_values", "group_column"]
+           "range_labels", "bin_values", "group_column", "quantile_codes"]
 
 NUMERIC_MIN_LEVELS = 10      # more distinct values than this: numeric, binned
-MISSING = "<missing>"        # the group of missing values, in every table and chart
-
-
-def is_missing(value: Any) -> bool:
-    """Whether one metadata value is missing: None, NaN (float or numpy), pd.NA or NaT.
-
-    >>> [is_missing(v) for v in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, 0, "")]
-    [True, True, True, True, True, False, False]
-    """
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return bool(np.isnan(value))
-    return isinstance(value, np.datetime64) and bool(np.isnat(value))
 
 
 def level_name(value: Any) -> str:
@@ -203,3 +193,21 @@ def group_column(values: pd.Series, *, bins: int = 4,
         edges = None
     order = present + ([MISSING] if missing.any() else [])
     return Groups(labels=labels, order=order, edges=edges)
+
+
+def quantile_codes(values, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes ``0..b-1`` of ``bins`` equal-count bins of a numeric array, and their edges
+    (``b <= bins`` when values repeat): the discretisation the disentanglement scores use.
+
+    pandas' ``qcut`` computes these edges (its quantile probabilities differ from
+    :func:`quantile_edges` by an ulp at some ``bins``, which would move a value lying on an
+    edge); label the bins with ``range_labels(edges)``.
+
+    >>> codes, edges = quantile_codes(np.arange(8.0), 4)
+    >>> codes.tolist(), range_labels(edges)
+    ([0, 0, 1, 1, 2, 2, 3, 3], ['0–1.8', '1.8–3.5', '3.5–5.2', '5.2–7'])
+    """
+    codes, edges = pd.qcut(np.asarray(values), bins, labels=False, retbins=True,
+                           duplicates="drop")
+    return np.asarray(codes, dtype=np.int64), np.asarray(edges, dtype=float)
+

@@ -23,8 +23,11 @@ Severity = Literal["info", "warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 Status = Literal["ok", "error", "skipped"]
 
-__all__ = ["SCHEMA", "Finding", "CheckResult", "GateOutcome", "AuditResult", "evaluate_gate",
-           "jsonable"]
+__all__ = ["SCHEMA", "PER_SAMPLE_FILE", "Finding", "CheckResult", "GateOutcome", "AuditResult",
+           "evaluate_gate", "jsonable", "per_sample_columns"]
+
+#: the file beside findings.json that holds every per-sample column (``write_outputs``)
+PER_SAMPLE_FILE = "per_sample.parquet"
 
 
 def jsonable(x: Any) -> Any:
@@ -84,10 +87,13 @@ class CheckResult:
     """What one check returned: metrics, per-sample columns, findings, and display data.
 
     ``per_sample`` columns follow ``<check>_score`` in [0, 1] (lower = more severe) and
-    ``is_<check>_issue``. ``tables`` holds plain data the report draws (no markup);
-    ``display`` lists the figures to draw from it, each ``{"kind": ..., **params}`` (a
-    kind is drawn by ``report/assets/figures/<check>.js``). ``images`` maps a key to a
-    uint8 image (H×W×C) the report may show, e.g. decoded latents.
+    ``is_<check>_issue``; every numeric one (bool, int or float, shape (N,)) reaches the
+    report's map and ``per_sample.parquet`` as ``<check>.<column>``. ``tables`` holds
+    plain data the report draws (no markup); ``display`` lists the figures to draw from
+    it, each ``{"kind": ..., **params}`` (a kind of the check's own is drawn by
+    ``report/assets/figures/<check>.js``, kinds being namespaced per check; built-in kinds
+    such as ``histogram`` serve every check). ``images`` maps a key to a uint8 image
+    (H×W×C) the report may show, e.g. decoded latents.
     """
 
     check: str
@@ -100,6 +106,28 @@ class CheckResult:
     images: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+
+
+def per_sample_columns(checks: list[CheckResult], n: int) -> dict[str, np.ndarray]:
+    """Every numeric per-sample column of ``checks`` (bool, integer or float, shape
+    ``(n,)``), keyed ``<check>.<column>``, in check order."""
+    out: dict[str, np.ndarray] = {}
+    for c in checks:
+        for name, arr in c.per_sample.items():
+            arr = np.asarray(arr)
+            if arr.shape == (n,) and arr.dtype.kind in "biuf":
+                out[f"{c.check}.{name}"] = arr
+    return out
+
+
+def _column_summary(name: str, arr: np.ndarray) -> dict[str, Any]:
+    """One entry of findings.json's ``per_sample.columns``: name, check, dtype and the
+    finite range and mean (null when no value is finite; booleans count as 0/1)."""
+    f = arr.astype(np.float64)
+    f = f[np.isfinite(f)]
+    stats = ({"min": float(f.min()), "max": float(f.max()), "mean": float(f.mean())}
+             if f.size else {"min": None, "max": None, "mean": None})
+    return {"name": name, "check": name.split(".", 1)[0], "dtype": str(arr.dtype), **stats}
 
 
 @dataclass(frozen=True)
@@ -150,6 +178,7 @@ class AuditResult:
     timings: dict[str, float]
     thumbnails: dict[str, str] = field(default_factory=dict)
     fail_on: Literal["never", "warning", "critical"] = "never"   # config ``fail_on``
+    ids: np.ndarray | None = None     # every data point's id, in order (per_sample rows)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -228,4 +257,12 @@ class AuditResult:
             "gates": [{"metric": g.metric, "op": g.op, "threshold": g.threshold,
                        "value": g.value, "passed": g.passed, "status": g.status,
                        "details": g.details} for g in self.gates],
+            "per_sample": {"file": PER_SAMPLE_FILE,
+                           "columns": [_column_summary(k, v) for k, v in
+                                       self.per_sample.items()]},
         })
+
+    @property
+    def per_sample(self) -> dict[str, np.ndarray]:
+        """Every numeric per-sample column of the checks, ``<check>.<column>``."""
+        return per_sample_columns(self.checks, int(self.run.get("n", -1)))

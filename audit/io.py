@@ -28,7 +28,8 @@ from .errors import InputError
 __all__ = ["OWN_NAMES", "atomic_outputs", "out_lock", "write_text_atomic"]
 
 # What a run (``write_outputs``) or an ``encode`` (a latent store) writes in ``--out``.
-OWN_NAMES = frozenset({"findings.json", "summary.md", "report.html", "model", "store",
+OWN_NAMES = frozenset({"findings.json", "per_sample.parquet", "summary.md", "report.html",
+                       "model", "store",
                        "reference-store", "manifest.json", "latents", "metadata.parquet",
                        "thumbnails.npy"})
 

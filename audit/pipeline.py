@@ -14,9 +14,9 @@ from .checks import run_check
 from .config import AuditConfig
 from .context import Context
 from .data.store import store_from_set
-from .findings import AuditResult, evaluate_gate
+from .findings import PER_SAMPLE_FILE, AuditResult, evaluate_gate
 from .io import atomic_outputs
-from .report.prepare import DENSITY_BINS, THUMBNAIL_CAP, _points, _thumbnails
+from .report.prepare import prepare_report
 from .sources import _source_name, encode, encode_store, load_sets, write_store
 
 log = logging.getLogger("audit")
@@ -43,6 +43,11 @@ def _versions() -> dict[str, str]:
             pass
     return out
 
+
+#: the geometry every run computes, whichever checks run (see ``Context.warm``)
+_ALWAYS = ("knn", "intrinsic_dim", "clusters", "map2d", "reference_knn", "cross_knn")
+
+
 def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     """Run a whole audit in memory; nothing is written (see ``write_outputs``)."""
     t_start = time.perf_counter()
@@ -61,26 +66,25 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
              f"; reference: {ref.n} × {ref.dim}" if ref is not None else "")
 
     ctx = Context(data, reference=ref, config=config)
-    ctx.prepare()
-    if ref is not None and any(c.name == "coverage" for c in checks):
-        try:         # timed as geometry, not inside the check's time
-            ctx.reference_map2d, ctx.reference_clusters
-        except Exception:    # noqa: BLE001 - the check computes them again, reports the error
-            log.debug("reference map/clusters failed up front", exc_info=True)
-    results = [run_check(c, ctx, debug=debug) for c in checks]
-    for r in results:
-        timings[f"check.{r.check}"] = round(r.seconds, 3)
+    # what every run reports (the graphs' method and recall, the intrinsic dimension) and
+    # draws (the map, the clusters' exemplars); the rest is computed when a check asks
+    ctx.warm(*_ALWAYS)
+    results = []
+    for c in checks:
+        before = set(ctx.timings)
+        results.append(run_check(c, ctx, debug=debug))
+        timings[f"check.{c.name}"] = round(results[-1].seconds, 3)
+        triggered = [k for k in ctx.timings if k not in before]
+        if triggered:        # geometry first asked for by this check: counted in its time
+            log.info("check %s computed %s", c.name, ", ".join(triggered))
+            timings[f"check.{c.name}.geometry"] = round(sum(ctx.timings[k]
+                                                            for k in triggered), 3)
     t0 = time.perf_counter()
-    points, shown_idx = _points(ctx, results, config)
-    thumbs = _thumbnails(ctx, shown_idx, results)
-    if ctx.data.images is not None:      # how many drawn points have a hover thumbnail
-        points["thumbnails"] = {"n": sum(1 for i in ctx.data.ids[shown_idx] if str(i) in thumbs),
-                                "shown": int(len(shown_idx)), "cap": THUMBNAIL_CAP}
+    points, thumbs, plot = prepare_report(ctx, results, config)
     timings["report_data"] = round(time.perf_counter() - t0, 3)
     timings.update(ctx.timings)
     geometry = ctx.describe()
-    geometry["plot"] = {"n_shown": points["n_shown"], "n": points["n_total"],
-                        "density_bins": DENSITY_BINS if points["sampled"] else None}
+    geometry["plot"] = plot
 
     metrics: dict[str, float] = {}
     for r in results:
@@ -99,18 +103,20 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     }
     result = AuditResult(run=run_info, checks=results, gates=gates, points=points,
                          geometry=geometry, timings=timings, thumbnails=thumbs,
-                         fail_on=config.fail_on)
+                         fail_on=config.fail_on, ids=data.ids)
     return AuditRun(result=result, artifacts=artifacts)
 
+
 def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
-    """Write findings.json, summary.md, report.html and the audited latent store(s)
-    (``store/``, ``reference-store/``) atomically."""
-    from .report import render_html, render_summary
+    """Write findings.json, per_sample.parquet, summary.md, report.html and the audited
+    latent store(s) (``store/``, ``reference-store/``) atomically."""
+    from .report import render_html, render_summary, write_per_sample
     result = audit_run.result
     out_dir = Path(out_dir)
     with atomic_outputs(out_dir) as stage:
         (stage / "findings.json").write_text(json.dumps(result.to_json(), indent=2,
                                                         allow_nan=False), encoding="utf-8")
+        write_per_sample(result, stage / PER_SAMPLE_FILE)
         (stage / "summary.md").write_text(render_summary(result), encoding="utf-8")
         render_html(result, stage / "report.html")
         model = audit_run.artifacts.get("demo_vae")
@@ -121,5 +127,6 @@ def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
         for name, folder in (("data", "store"), ("reference", "reference-store")):
             if sets.get(name) is not None:          # the latents this run audited
                 store_from_set(stage / folder, sets[name])
-    return {"findings": out_dir / "findings.json", "summary": out_dir / "summary.md",
+    return {"findings": out_dir / "findings.json",
+            "per_sample": out_dir / PER_SAMPLE_FILE, "summary": out_dir / "summary.md",
             "report": out_dir / "report.html"}

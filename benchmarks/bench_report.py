@@ -1,7 +1,7 @@
 """The report stage alone at large N: per-point data (``report_data``), rendering, file size.
 
-The geometry is not computed: a ``Context`` gets a ready 2-D map (blobs in 2-D) and
-clusters, and the per-point columns of the default checks (clusters, outliers,
+The geometry is not computed: a stand-in for the ``Context`` holds a ready 2-D map (blobs
+in 2-D) and clusters, and the per-point columns of the default checks (clusters, outliers,
 duplicates) are random arrays of the right types, with 100 flagged outliers and 50
 duplicate pairs as findings. So this measures only what the report costs: building the
 per-point payload, rendering report.html, and its size.
@@ -25,14 +25,19 @@ HERE = Path(__file__).resolve().parent
 
 
 def fake_run(n: int, plot_points: int | None = None, seed: int = 0):
-    """A ``Context`` with its map and clusters set, and check results like the defaults'."""
+    """A stand-in for the ``Context`` (what the report preparation reads: data, reference,
+    n, map2d, clusters, rng) with a ready map and clusters, and check results like the
+    defaults'."""
+    from types import SimpleNamespace
+
     import numpy as np
     import pandas as pd
 
     from audit.config import AuditConfig
-    from audit.context import Clusters, Context, Map2D
     from audit.findings import CheckResult, Finding
+    from audit.geometry import Clusters, Map2D
     from audit.latents import LatentSet
+    from audit.streams import stream
     rng = np.random.default_rng(seed)
     lab = rng.integers(0, 8, n)
     centres = rng.standard_normal((8, 2)) * 10
@@ -45,13 +50,13 @@ def fake_run(n: int, plot_points: int | None = None, seed: int = 0):
                                       "protected": ["group"],
                                       **({"geometry": {"plot_points": plot_points}}
                                          if plot_points else {})})
-    ctx = Context(data, config=cfg)
-    ctx.__dict__["map2d"] = Map2D(coords=xy, method="umap", fit_size=min(n, 2000))
     exemplars = {c: np.flatnonzero(lab == c)[:5] for c in range(8)}
-    ctx.__dict__["clusters"] = Clusters(labels=lab, probabilities=rng.random(n),
-                                        outlier_scores=rng.random(n), exemplars=exemplars,
-                                        fit_size=min(n, 20000), min_cluster_size=15,
-                                        min_samples=10)
+    ctx = SimpleNamespace(
+        data=data, reference=None, n=n, rng=lambda name: stream(seed, name),
+        map2d=Map2D(coords=xy, method="umap", fit_size=min(n, 2000)),
+        clusters=Clusters(labels=lab, probabilities=rng.random(n),
+                          outlier_scores=rng.random(n), exemplars=exemplars,
+                          fit_size=min(n, 20000), min_cluster_size=15, min_samples=10))
     ratio = np.exp(rng.standard_normal(n) * 0.2)
     out_rows = rng.choice(n, 100, replace=False)
     ratio[out_rows] = 10.0
@@ -81,13 +86,13 @@ def fake_run(n: int, plot_points: int | None = None, seed: int = 0):
 
 
 def measure(n: int, plot_points: int | None = None) -> dict:
-    from audit.report import prepare as pipeline
+    from audit.report import prepare
     from audit.findings import AuditResult
     from audit.report.html import render_html
     ctx, checks, cfg = fake_run(n, plot_points)
     t0 = time.perf_counter()
-    points, shown = pipeline._points(ctx, checks, cfg)
-    thumbs = pipeline._thumbnails(ctx, shown, checks)
+    points, shown = prepare.map_points(ctx, checks, cfg)
+    thumbs = prepare.thumbnails(ctx, shown, checks)
     t_data = time.perf_counter() - t0
     run = {"name": "bench", "n": n, "dim": 2, "data": {"source": "bench"}, "versions": {},
            "config": {}, "created": "", "attributes": [], "protected": []}

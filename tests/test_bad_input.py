@@ -210,9 +210,9 @@ def no_compute(monkeypatch):
     """Fail the test if the geometry is ever computed (refusals come before compute)."""
     from audit.context import Context
 
-    def boom(self):
+    def boom(self, *products):
         raise AssertionError("computed before refusing")
-    monkeypatch.setattr(Context, "prepare", boom)
+    monkeypatch.setattr(Context, "warm", boom)
 
 
 # 1. parquet list / struct metadata columns

@@ -12,16 +12,17 @@ import pytest
 from scipy import stats
 
 from audit.checks import build_checks, run_check
-from audit.checks.bias import BiasCheck, group_labels
+from audit.checks.bias import BiasCheck
+from audit.columns import group_column
 from audit.config import GeometryConfig
 from audit.context import Context
 from audit.errors import ConfigError
 from audit.latents import LatentSet
 from audit.metrics import MISSING_GROUP
 from audit.metrics import weat
+from audit.metrics._association import weat_normal_pvalue
 from audit.metrics._slices import (chi2_permutation_pvalue, permutation_pvalue,
-                                   rate_ratio_interval, slice_outcome_tests,
-                                   weat_normal_pvalue)
+                                   rate_ratio_interval, slice_outcome_tests)
 from conftest import console_errors, load_findings, open_report
 
 FAST = {"leakage": {"cv": 3, "n_permutations": 19, "n_bootstrap": 0}}
@@ -195,14 +196,24 @@ def test_missing_values_are_their_own_group():
 
 
 def test_numeric_protected_columns_are_binned():
-    labels, order, edges = group_labels(pd.Series(np.r_[np.linspace(18, 80, 100), np.nan]),
-                                        bins=4)
+    """The check groups a column with audit.columns.group_column, as every chart does."""
+    groups = group_column(pd.Series(np.r_[np.linspace(18, 80, 100), np.nan]), bins=4)
+    labels, order, edges = groups.labels, groups.order, groups.edges
     assert len(order) == 5 and order[-1] == MISSING_GROUP and labels[-1] is None
     assert len(edges) == 5 and labels[0] == order[0] and labels[-2] == order[3]
-    ref, _, _ = group_labels(pd.Series([10.0, 50.0, 99.0]), edges=edges)
+    ref = group_column(pd.Series([10.0, 50.0, 99.0]), edges=edges).labels
     assert ref[0] == order[0] and ref[2] == order[3]       # beyond the edges: the end bins
-    labels, order, _ = group_labels(pd.Series([1.0, 2.0, None, 1.0]))
-    assert order == ["1", "2", MISSING_GROUP]
+    assert group_column(pd.Series([1.0, 2.0, None, 1.0])).order == ["1", "2", MISSING_GROUP]
+    # levels that read as numbers are in numeric order (the check once sorted them as text)
+    assert group_column(pd.Series([10, 2, 9, 2])).order == ["2", "9", "10"]
+
+
+def test_protected_levels_appear_in_numeric_order():
+    rng, x, lab = blob_data(21, n=600)
+    g = rng.choice(np.array([2, 9, 10]), len(x))
+    res, _ = run_bias(x, pd.DataFrame({"group": g}), **FAST)
+    groups = [r["group"] for r in res.tables["columns"]["group"]["groups"]]
+    assert groups == ["2", "9", "10"]
 
 
 # ---------------------------------------------------------------------------- outcome slices

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from audit.checks import build_checks, run_check
-from audit.checks.duplicates import chance_rate
-from audit.checks.outliers import isolation_ratio
 from audit.config import GeometryConfig
 from audit.context import Context
 from audit.latents import LatentSet
+from audit.metrics._duplicates import near_duplicate_chance_rate
+from audit.metrics._outliers import isolation_ratio
 
 
 def lset(x, meta=None, prefix="p"):
@@ -106,7 +106,7 @@ def test_planted_duplicates_within_and_across(seed):
 
 def test_chance_rate_matches_poisson_void_probability():
     # In 1-D Poisson points, P(NN < c·median NN) = 1 - 2^(-c)
-    assert chance_rate(0.5, 1.0) == pytest.approx(1 - 2 ** -0.5)
+    assert near_duplicate_chance_rate(0.5, 1.0) == pytest.approx(1 - 2 ** -0.5)
     # simulation: 2-D uniform, fraction of points with NN closer than 0.2 × local median
     rng = np.random.default_rng(0)
     from audit.metrics import knn
@@ -114,7 +114,7 @@ def test_chance_rate_matches_poisson_void_probability():
     d, nb = knn(x, k=15)
     local = np.median(d[:, 0][nb], axis=1)
     frac = (d[:, 0] < 0.2 * local).mean()
-    assert frac == pytest.approx(chance_rate(0.2, 2.0), rel=0.2)
+    assert frac == pytest.approx(near_duplicate_chance_rate(0.2, 2.0), rel=0.2)
 
 
 def test_clusters_recover_planted_blobs_and_composition():
@@ -149,6 +149,17 @@ def test_composition_bins_numeric_columns_in_order():
     assert comp["values"] == ["0–0.25", "0.25–0.5", "0.5–0.75", "0.75–1"]
     first = {t["value"]: t["share"] for t in comp["clusters"][0]["top"]}
     assert first == {"0–0.25": 0.5, "0.25–0.5": 0.5}
+
+
+def test_composition_labels_as_every_chart_and_keeps_the_datas_bins():
+    from audit.checks.clusters import composition
+    # integer-valued floats are written without ".0" (audit.columns.level_name)
+    comp = composition(pd.Series([1.0, 2.0, 2.0, None]), np.zeros(4, dtype=int))
+    assert comp["values"] == ["2", "1", "<missing>"]             # most common first
+    # a reference grouped with the data's edges lists every bin, empty ones too
+    comp = composition(pd.Series([0.1, 0.2, np.nan]), np.zeros(3, dtype=int),
+                       edges=np.array([0.0, 0.5, 1.0]))
+    assert comp["values"] == ["0–0.5", "0.5–1", "<missing>"]
 
 
 def test_clusters_blob_is_not_flagged_background_is():

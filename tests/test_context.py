@@ -7,6 +7,7 @@ import pytest
 
 from audit.config import GeometryConfig
 from audit.context import Context
+from audit.geometry import sample_rows
 from audit.latents import LatentSet
 
 
@@ -22,7 +23,7 @@ def blobs(n, d, seed=0):
 
 
 def test_knn_is_computed_once(monkeypatch):
-    import audit.context as mod
+    import audit.geometry.neighbors as mod
     calls = []
     real = mod.knn
     monkeypatch.setattr(mod, "knn", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -78,7 +79,8 @@ def test_sample_fit_clusters_recover_blobs_and_agree_with_a_full_fit():
     assert adjusted_rand_score(lab, full.labels) >= 0.9
     assert adjusted_rand_score(full.labels, sampled.labels) >= 0.9
     # the extended points (not in the fitted sample) are labelled as well as the sample
-    fitted = Context(lset(x), geometry=GeometryConfig(cluster_sample=2000))._sample(6000, 2000, "geometry.clusters.fit_rows")
+    ctx = Context(lset(x), geometry=GeometryConfig(cluster_sample=2000))
+    fitted = sample_rows(6000, 2000, ctx.rng("geometry.clusters.fit_rows"))
     rest = np.setdiff1d(np.arange(6000), fitted)
     assert adjusted_rand_score(lab[rest], sampled.labels[rest]) >= 0.9
 
@@ -120,3 +122,49 @@ def test_same_seed_same_geometry():
     a, b = Context(lset(x), geometry=g, seed=4), Context(lset(x), geometry=g, seed=4)
     np.testing.assert_array_equal(a.map2d.coords, b.map2d.coords)
     np.testing.assert_array_equal(a.clusters.labels, b.clusters.labels)
+
+
+def test_products_are_computed_on_first_use_once_and_timed():
+    ctx = Context(lset(blobs(400, 6)[0]), geometry=GeometryConfig(map="pca"))
+    assert ctx.timings == {} and "knn" not in ctx.describe().get("knn", {})
+    ctx.warm("knn", "clusters")
+    assert {"geometry.knn", "geometry.clusters", "geometry.pca"} <= set(ctx.timings)
+    assert "map" not in ctx.describe() and "clusters" in ctx.describe()
+    first = ctx.knn
+    assert ctx.knn is first
+
+
+def test_project_and_nearest_are_the_one_way_to_reach_the_space():
+    """project = pca.transform(scale(x))[:, :dims]; nearest among rows / within rows
+    = exact kNN over those rows, as data row indices."""
+    from audit.metrics import knn
+    x = blobs(600, 8, seed=3)[0]
+    ctx = Context(lset(x), geometry=GeometryConfig(map="pca", scale="standard"))
+    p = ctx.project(x[:50], 3)
+    np.testing.assert_array_equal(p, ctx.pca.transform(ctx.scale(x[:50]))[:, :3])
+    np.testing.assert_array_equal(ctx.project(x), ctx.space)
+    np.testing.assert_array_equal(ctx.to_space(x), ctx.space)
+    rows = np.arange(0, 600, 3)
+    d, nb = ctx.nearest(p, k=4, dims=3, among=rows)
+    d2, nb2 = knn(p, y=ctx.projected(3)[rows], k=4)
+    np.testing.assert_array_equal(nb, rows[nb2])
+    np.testing.assert_array_equal(d, d2)
+    d, nb = ctx.nearest(None, k=2, dims=3, among=rows)
+    d2, nb2 = knn(ctx.projected(3)[rows], k=2)
+    np.testing.assert_array_equal(nb, rows[nb2])
+    d, nb = ctx.nearest(ctx.space[:5], k=1)
+    assert (nb[:, 0] == np.arange(5)).all() and (d == 0).all()
+    np.testing.assert_array_equal(ctx.nearest_data(ctx.space[:5]), np.zeros(5))
+
+
+def test_reference_index_is_freed_once_both_reference_graphs_exist():
+    pytest.importorskip("faiss")
+    x, ref = blobs(500, 4, seed=1)[0], blobs(400, 4, seed=2)[0]
+    ctx = Context(lset(x), reference=lset(ref),
+                  geometry=GeometryConfig(map="pca", knn="approximate", k=5))
+    ctx.reference_knn
+    assert set(ctx._indexes) == {"reference"}      # kept for the cross graph
+    ctx.cross_knn
+    assert set(ctx._indexes) == set()
+    ctx.knn
+    assert set(ctx._indexes) == {"data"}           # kept: nearest() searches it

@@ -12,13 +12,15 @@ import pytest
 from prdc import compute_prdc
 
 from audit.checks import build_checks, run_check
-from audit.checks.coverage import (bin_columns, chance_uncovered_rate, combination_tests,
-                                   depth_pvalue, fit_margins, gap_regions, uncovered_depth)
+from audit.checks.coverage import bin_columns, combination_tests
 from audit.config import GeometryConfig
 from audit.context import Context
 from audit.errors import ConfigError
 from audit.latents import LatentSet
 from audit.metrics import uncovered_mask
+from audit.metrics._contingency import fit_margins
+from audit.metrics._regions import (chance_uncovered_rate, depth_pvalue, gap_regions,
+                                    uncovered_depth)
 from conftest import load_findings
 
 ANGLES = np.arange(5) * 2 * np.pi / 5
@@ -199,6 +201,28 @@ def test_bin_columns_share_edges_with_the_reference():
     assert np.isnan(pairs[0]["p"][:, 3]).all()            # "<missing>" is not tested
 
 
+def test_bin_columns_names_levels_as_every_chart_does():
+    # integer-valued floats without ".0", sorted as numbers even beside missing values
+    d = pd.DataFrame({"f": [1.0, 2.0, 10.0, np.nan] * 5})
+    dl, _, order = bin_columns(d, None, ["f"], 4)["f"]
+    assert order == ["1", "2", "10", "<missing>"]
+    assert dl.tolist()[:4] == ["1", "2", "10", "<missing>"]
+
+
+def test_missing_reference_metadata_is_a_group_not_an_error():
+    # a missing value in the reference's metadata used to reach coverage_by_group as the
+    # reserved label "<missing>" and stop the check
+    rng = np.random.default_rng(4)
+    x, _, meta = mixture(rng, 600, drop=True)
+    ref, _, ref_meta = mixture(rng, 400)
+    ref_meta.loc[:9, "group"] = None
+    res, _ = run_cov(x, meta, ref, ref_meta, attributes=["blob"], protected=["group"])
+    assert res.status == "ok"
+    rows = [g for g in res.tables["groups"] if g["column"] == "group"]
+    assert [g["value"] for g in rows] == ["A", "B", "<missing>"] and rows[-1]["n"] == 10
+    assert rows[-1]["p"] != rows[-1]["p"]                   # NaN: not tested
+
+
 # ---------------------------------------------------------------------------- statistics
 
 def test_chance_rate_matches_simulation():
@@ -224,9 +248,11 @@ def test_depth_pvalue_is_exact_under_exchangeability():
 def test_doctests_pass():
     import doctest
 
-    import audit.checks.coverage as mod
-    res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted >= 5 and res.failed == 0
+    import audit.metrics._contingency as contingency
+    import audit.metrics._regions as regions
+    for mod in (regions, contingency):
+        res = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert res.attempted >= 3 and res.failed == 0
 
 
 def test_uncovered_depth_and_regions():

@@ -3,7 +3,6 @@ attributes, dead dimensions, arithmetic consistency, decoders, and the demo's VA
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -353,7 +352,7 @@ def test_demo_joint_directions_match_interventions_on_the_generator(demo_out):
     torch = pytest.importorskip("torch")
     from audit.data.shapes import render_shapes
     from audit.encoders.vae import VAE, TrainedVAE
-    from audit.metrics._probes import joint_directions
+    from audit.metrics._directions import joint_directions
     _, out = demo_out
     saved = torch.load(out / "model" / "demo_vae.pt", weights_only=True)
     model = VAE(32 * 32 * 3, saved["latent_dim"], saved["hidden"])

@@ -133,13 +133,13 @@ def test_columns_one_rule_one_label_format():
 
 
 def test_same_attribute_same_bins_in_every_chart():
-    from audit.checks.bias import group_labels
     from audit.checks.clusters import composition
+    from audit.columns import group_column
     from audit.checks.coverage import bin_columns
     rng = np.random.default_rng(1)
     y = pd.Series(rng.random(800) * 0.99 + 3.09e-05, name="y")
     comp = composition(y, np.zeros(800, dtype=int), bins=4)["values"]
-    _, order, _ = group_labels(y, bins=4)
+    order = group_column(y, bins=4).order
     cov = bin_columns(pd.DataFrame({"y": y}), None, ["y"], 4)["y"][2]
     assert comp == order == cov
     assert comp[0].startswith("0–") and "e-" not in "".join(comp)

@@ -155,6 +155,19 @@ def test_a_folder_with_foreign_files_is_refused_untouched(tmp_path):
     assert _leftovers(tmp_path, "mine") == []
 
 
+def test_a_previous_runs_per_sample_table_is_its_own_output(tmp_path):
+    """per_sample.parquet (every per-sample column, issue 13) is written by a run, so a
+    folder holding one is replaced like findings.json, not refused as foreign."""
+    assert "per_sample.parquet" in aio.OWN_NAMES
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "findings.json").write_text("old")
+    (out / "per_sample.parquet").write_text("old")
+    _write(out, "new")                  # this run writes no table: the old one is gone
+    assert (out / "findings.json").read_text() == "new"
+    assert not (out / "per_sample.parquet").exists()
+
+
 HOLD = textwrap.dedent("""
     import sys, time
     from pathlib import Path

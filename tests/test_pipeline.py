@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from audit.findings import SCHEMA
-from conftest import ROOT, blobs, load_findings
+from conftest import blobs, load_findings
 
 SCHEMA_DOC = json.loads(resources.files("audit").joinpath("schema/findings-v1.json")
                         .read_text())
@@ -63,7 +63,8 @@ def test_issue_config_end_to_end(issue_config, run_cli, tmp_path):
     code, _, err = run_cli("run", issue_config, "--out", out)
     assert code == 0, err
     assert {p.name for p in out.iterdir()} == {"findings.json", "summary.md", "report.html",
-                                               "store", "reference-store"}   # issue #3
+                                               "store", "reference-store",   # issue #3
+                                               "per_sample.parquet"}         # issue #13
     doc = load_findings(out)
     validate(doc)
     assert doc["schema"] == SCHEMA
@@ -201,7 +202,7 @@ def test_report_states_an_approximate_graph_and_its_recall(write_case, run_cli, 
     html = (out / "report.html").read_text()
     assert "The kNN graph every check reads is approximate (faiss.IndexHNSWFlat)" in html
     assert f"{rec:.3f}" in html and rec >= 0.9 and "below 0.9" not in html
-    import audit.context as context_mod
+    import audit.geometry.neighbors as context_mod
     monkeypatch.setattr(context_mod, "knn_recall", lambda found, truth: 0.5)
     low = tmp_path / "low"
     assert run_cli("run", cfg, "--out", low, "-q")[0] == 0

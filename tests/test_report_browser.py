@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -343,3 +341,64 @@ def test_p_values_never_print_as_zero():
     from audit.report.html import _pval
     assert _pval(0.0) == "< 1e-300" and _pval(1e-320) == "< 1e-300"
     assert _pval(None) == "–" and _pval(0.031) == "0.031" and _pval(2.5e-7) == "2.50e-07"
+
+
+def test_figure_kinds_are_namespaced_per_check_and_columns_reach_the_map(browser, demo_out):
+    """Two checks may register one kind name (each draws its own figures); one script
+    registering a kind twice is an error; built-in kinds serve every check; every numeric
+    per-sample column is a "colour by" entry of the map (issue 13, item 7)."""
+    _, out = demo_out
+    page, ev = open_report(browser, out / "report.html")
+    got = page.evaluate("""() => {
+        const LA = window.LatentAudit, a = () => 'a', b = () => 'b';
+        LA.forCheck('check_a'); LA.register('same_kind', a);
+        LA.forCheck('check_b'); LA.register('same_kind', b);
+        let twice = null;
+        try { LA.register('same_kind', b); } catch (e) { twice = String(e); }
+        return {a: LA.drawer('check_a', 'same_kind') === a, b: LA.drawer('check_b', 'same_kind') === b,
+                other: LA.drawer('check_c', 'same_kind') === undefined, twice: twice,
+                builtin: typeof LA.drawer('anything', 'histogram'),
+                outliers: typeof LA.drawer('outliers', 'outlier_hist'),
+                not_for_others: LA.drawer('clusters', 'outlier_hist') === undefined};
+    }""")
+    assert got["a"] and got["b"] and got["other"] and got["not_for_others"]
+    assert got["twice"] and "registered twice" in got["twice"]
+    assert got["builtin"] == "function" and got["outliers"] == "function"
+    options = page.locator("#colour-by option").all_text_contents()
+    doc = json.loads((out / "findings.json").read_text())
+    named = {"clusters.cluster", "outliers.isolation_ratio", "outliers.glosh"}  # own labels
+    for col in doc["per_sample"]["columns"]:
+        assert col["name"] in named or col["name"] in options
+    for label in ("outliers.knn_distance", "duplicates.is_duplicates_issue"):
+        page.select_option("#colour-by", label=label)
+        page.wait_for_timeout(200)
+    assert errors(ev) == []
+    page.close()
+
+
+def test_the_guide_check_draws_its_histogram(browser, tmp_path):
+    """The guide's example check (docs/developing-checks.md) in the page: its built-in
+    histogram is drawn and its column colours the map, without errors."""
+    import test_guide_check as guide
+    from audit.checks import base
+    from audit.config import load_config
+    from audit.pipeline import run, write_outputs
+    saved = dict(base._REGISTRY)
+    try:
+        exec(compile(guide.guide_example(), str(guide.GUIDE), "exec"), {"__name__": "guide"})
+        rng = np.random.default_rng(1)
+        x = rng.standard_normal((300, 4)).astype(np.float32)
+        x[:3] += 30
+        np.save(tmp_path / "latents.npy", x)
+        (tmp_path / "config.yaml").write_text(
+            "data: {latents: latents.npy}\ngeometry: {map: pca}\nchecks: {far_points: {}}\n")
+        write_outputs(run(load_config(tmp_path / "config.yaml")), tmp_path / "out")
+    finally:
+        base._REGISTRY.clear()
+        base._REGISTRY.update(saved)
+    page, ev = open_report(browser, tmp_path / "out" / "report.html")
+    assert page.locator("#fig-far_points-0.js-plotly-plot").count() == 1
+    page.select_option("#colour-by", label="far_points.far_z")
+    page.wait_for_timeout(200)
+    assert errors(ev) == []
+    page.close()

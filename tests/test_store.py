@@ -84,6 +84,7 @@ def test_every_run_keeps_the_store_it_audited(write_case, run_cli, tmp_path):
     out = tmp_path / "o"
     assert run_cli("run", cfg, "--out", out, "-q")[0] == 0
     assert {p.name for p in out.iterdir()} == {"findings.json", "summary.md", "report.html",
+                                               "per_sample.parquet",
                                                "store", "reference-store"}
     kept = read_store(out / "store")
     np.testing.assert_array_equal(kept.latents, x)

@@ -1,6 +1,7 @@
 """Random streams are named, and no two call sites share a name (issue 13, item 5)."""
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,18 +12,33 @@ import pytest
 from audit.streams import stream, stream_key, stream_seed
 
 AUDIT = Path(__file__).resolve().parents[1] / "audit"
-_CALL = re.compile(r"""\.rng\(\s*(f?)(["'])(.+?)\2""")
-_SAMPLE = re.compile(r"""(_(?:sample|seeded_rows|subsample|seed))\([^)]*?(["'])([a-z_.{}\[\]]+)\2\)""")
+#: calls that take a stream name: the context's, and the helpers that forward one
+_TAKES_STREAM = {"rng", "sample_rows", "_seed", "_subsample", "_clusters", "stream", "stream_seed"}
+
+
+def _stream_arg(node: ast.Call) -> str | None:
+    """The stream-name argument of a call (a string, or an f-string as its template)."""
+    for arg in node.args:
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return arg.value
+        if isinstance(arg, ast.JoinedStr):
+            return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in arg.values)
+    return None
 
 
 def _names() -> list[tuple[str, str]]:
+    """(stream name, where) for every call in audit/ that names a random stream."""
     found = []
     for path in AUDIT.rglob("*.py"):
-        text = path.read_text()
-        for rx in (_CALL, _SAMPLE):
-            for m in rx.finditer(text):
-                name = m.group(3) if rx is _CALL else f"{m.group(1)}:{m.group(3)}"
-                found.append((name, f"{path.relative_to(AUDIT)}:{text[:m.start()].count(chr(10)) + 1}"))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if fname in _TAKES_STREAM and (name := _stream_arg(node)) is not None:
+                # helpers forwarding a stage name add their own suffix
+                key = name if fname in ("rng", "sample_rows", "stream", "_clusters") else f"{fname}:{name}"
+                found.append((key, f"{path.relative_to(AUDIT)}:{node.lineno}"))
     return found
 
 

@@ -1,7 +1,9 @@
 """The check interface and its registry.
 
 A check is a small class: ``name``, a pydantic ``Settings`` model (its config keys under
-``checks.<name>``), and ``run(ctx) -> CheckResult``. ``@register`` adds it to the registry.
+``checks.<name>``), ``produces`` (the metrics it can emit), ``default`` (whether it runs
+when the config names no checks) and ``run(ctx) -> CheckResult``. ``@register`` adds it to
+the registry. docs/developing-checks.md is the guide, with a complete example.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class Check:
 
     name: ClassVar[str]
     Settings: ClassVar[type[CheckSettings]] = CheckSettings
+    #: runs when the config has no ``checks:`` mapping; ``False``: only when named there
     default: ClassVar[bool] = True
     #: every metric name ``run`` can put in ``CheckResult.metrics`` (fnmatch patterns for
     #: names built from data, e.g. ``bias.*.leakage_auc``); gates are validated against it

@@ -1,73 +1,24 @@
-"""``clusters``: HDBSCAN cluster sizes, noise share, and what each cluster is made of."""
+"""``clusters``: HDBSCAN cluster sizes, noise share, and what each cluster is made of.
+
+The clusters come from the shared geometry (``ctx.clusters``); what each is made of from
+:func:`audit.checks._composition.composition`; whether a noisy clustering is real
+structure from :func:`audit.metrics._cluster_stability.survives_coarser`.
+"""
 from __future__ import annotations
 
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
-from ..columns import bin_values, is_numeric, quantile_edges
 from ..context import Context
 from ..findings import CheckResult, Finding
 from ..metrics import wilson_interval
+from ..metrics._cluster_stability import survives_coarser
+from ._composition import composition
 from .base import Check, CheckSettings, register
 
-
-def _binned(ser: pd.Series, bins: int, edges: np.ndarray | None = None
-            ) -> tuple[pd.Series, list[str] | None]:
-    """Numeric columns (see :mod:`audit.columns`) become quantile bins 'low–high', in order."""
-    if edges is None:
-        if not is_numeric(ser):
-            return ser, None
-        edges = quantile_edges(ser, bins)
-    if len(edges) < 2 or not pd.api.types.is_numeric_dtype(ser):
-        return ser, None
-    labels, names = bin_values(ser, edges)
-    return pd.Series(labels, index=ser.index, dtype=object), names
-
-
-def composition(values: pd.Series, labels: np.ndarray, *, top: int = 10,
-                bins: int = 4, edges: np.ndarray | None = None) -> dict:
-    """Per cluster, the most common values of one column (numeric columns binned by quantile).
-
-    Returns ``{"values": [...], "clusters": [{"cluster", "n", "top": [{"value", "share",
-    "overall_share"}]}]}`` where ``values`` lists the column's values in display order.
-    """
-    ser, order = _binned(values.reset_index(drop=True), bins, edges)
-    ser = ser.astype(object).where(ser.notna(), "<missing>").astype(str)
-    overall = ser.value_counts(normalize=True)
-    rows = []
-    for c in sorted(set(labels.tolist())):
-        sub = ser[labels == c]
-        shares = sub.value_counts(normalize=True).head(top)
-        rows.append({"cluster": int(c), "n": int(len(sub)),
-                     "top": [{"value": str(v), "share": float(s),
-                              "overall_share": float(overall.get(v, 0.0))}
-                             for v, s in shares.items()]})
-    values_order = (order + (["<missing>"] if "<missing>" in overall.index else [])
-                    if order else [str(v) for v in overall.index])
-    return {"values": values_order, "clusters": rows}
-
-
-def survives_coarser(x: np.ndarray, min_cluster_size: int, min_samples: int, *,
-                     rng: np.random.Generator, max_size: int = 5000) -> bool:
-    """Whether HDBSCAN still finds a cluster at twice ``min_cluster_size``.
-
-    Clusters that vanish when the smallest allowed cluster doubles are density ripples at
-    the resolution limit (a single blob shows a few); separate groups survive. Above
-    ``max_size`` rows a seeded sample is clustered, ``min_cluster_size`` scaled with it.
-    """
-    import hdbscan
-    n = len(x)
-    m = int(min(n, max_size))
-    idx = np.sort(rng.choice(n, m, replace=False)) if m < n else np.arange(n)
-    mcs = max(5, int(round(2 * min_cluster_size * m / n)))
-    if m <= mcs:
-        return False
-    labels = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min(min_samples, mcs),
-                             core_dist_n_jobs=1).fit(x[idx]).labels_
-    return bool((labels >= 0).any())
+__all__ = ["ClustersCheck", "composition", "survives_coarser"]
 
 
 @register
@@ -135,7 +86,8 @@ class ClustersCheck(Check):
             # Warn only when the clusters are real groups: ripples in one blob vanish
             # when the smallest allowed cluster doubles.
             blob_like = not survives_coarser(ctx.cluster_space, cl.min_cluster_size,
-                                             cl.min_samples, rng=ctx.rng("clusters.stability"))
+                                             cl.min_samples,
+                                             random_state=ctx.rng("clusters.stability"))
             findings.append(Finding(
                 id="clusters-noise", check="clusters",
                 severity="info" if blob_like else "warning",

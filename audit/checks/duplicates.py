@@ -5,46 +5,24 @@ times the typical nearest-neighbour distance around it (the median over its k
 neighbours), or at distance 0. Under a smooth density of intrinsic dimension m, that
 happens by chance with probability 1 - 2^(-c^m) per point; the check reports the observed
 count against that expectation (Poisson test), so continuous data without copies flags
-nothing while copied rows (or leakage between splits) are found.
+nothing while copied rows (or leakage between splits) are found. The statistics live in
+:mod:`audit.metrics._duplicates`.
 """
 from __future__ import annotations
 
 from typing import ClassVar
 
-import math
-
 import numpy as np
 from pydantic import Field
 
 from ..context import Context
-from ..formatting import format_p
 from ..findings import CheckResult, Finding
+from ..formatting import format_p
 from ..metrics import benjamini_hochberg, poisson_excess_pvalue, wilson_interval
+from ..metrics._duplicates import (local_spacing, near_duplicate_chance_rate,
+                                   near_duplicate_mask)
+from ..metrics._stats import poisson_critical_count
 from .base import Check, CheckSettings, register
-
-
-def chance_rate(rel_threshold: float, intrinsic_dim: float) -> float:
-    """Probability that a point's nearest neighbour falls within ``rel_threshold`` of the
-    median nearest-neighbour distance by chance (locally Poisson points in m dims)."""
-    m = max(float(intrinsic_dim) if math.isfinite(intrinsic_dim) else 1.0, 1.0)
-    return float(-np.expm1(-math.log(2) * rel_threshold ** m))
-
-
-def near_duplicate_mask(nn_dist: np.ndarray, local_scale: np.ndarray,
-                        rel_threshold: float) -> np.ndarray:
-    """True where the nearest-neighbour distance is 0 or below ``rel_threshold`` × scale."""
-    return (nn_dist <= 0) | (nn_dist < rel_threshold * local_scale)
-
-
-def critical_count(expected: float, level: float) -> int:
-    """Smallest count whose Poisson excess p-value over ``expected`` is at most ``level``."""
-    from scipy import stats
-    o = max(1, int(stats.poisson.isf(level, expected)) + 1)
-    while float(poisson_excess_pvalue(o, expected)) > level:       # guard the rounding
-        o += 1
-    while o > 1 and float(poisson_excess_pvalue(o - 1, expected)) <= level:
-        o -= 1
-    return o
 
 
 def _count_text(count: int, n: int) -> str:
@@ -79,8 +57,8 @@ class DuplicatesCheck(Check):
         ids = ctx.data.ids
         n = ctx.n
         m = ctx.intrinsic_dim
-        rate = chance_rate(s.rel_threshold, m)
-        local = np.median(dist[:, 0][nb], axis=1)
+        rate = near_duplicate_chance_rate(s.rel_threshold, m)
+        local = local_spacing(dist[:, 0], nb)
         within = near_duplicate_mask(dist[:, 0], local, s.rel_threshold)
         exact = dist[:, 0] <= 0
         pairs = sorted({tuple(sorted((int(i), int(nb[i, 0])))) for i in np.flatnonzero(within)})
@@ -89,7 +67,7 @@ class DuplicatesCheck(Check):
         if ctx.reference is not None:
             cdist, cidx = ctx.cross_knn
             rdist, _ = ctx.reference_knn
-            rlocal = np.median(rdist[:, 0][cidx], axis=1)
+            rlocal = local_spacing(rdist[:, 0], cidx)
             cross = near_duplicate_mask(cdist[:, 0], rlocal, s.rel_threshold)
             tests.append(("cross", int(cross.sum()), n * rate))
         pvals = [float(poisson_excess_pvalue(o, e)) if o > 0 else 1.0 for _, o, e in tests]
@@ -100,7 +78,7 @@ class DuplicatesCheck(Check):
                    "duplicates.expected_by_chance": n * rate}
         # the decision threshold, as a count: significant on its own at alpha / tests
         # (then BH rejects it whatever the other test gives)
-        crit = critical_count(n * rate, s.alpha / len(tests))
+        crit = poisson_critical_count(n * rate, s.alpha / len(tests))
         findings = []
         if rejected[0]:
             ev = [str(ids[i]) for p in pairs[: s.max_evidence // 2] for i in p]

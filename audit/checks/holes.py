@@ -16,18 +16,23 @@ points as evidence. See :mod:`audit.metrics._holes` and docs/checks/holes.md.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import logging
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
 
 from ..context import Context
+from ..decoding import DecodeError, decode_images
 from ..findings import CheckResult, Finding
-from ..metrics import knn, twonn_dimension
-from ..metrics._holes import affine_weights, find_holes, interpolation_risk, smooth_probes
+from ..metrics import twonn_dimension
+from ..metrics._hole_probes import smooth_probes
+from ..metrics._holes import (
+    affine_weights,
+    find_holes,
+    interpolation_risk,
+)
 from .base import Check, CheckSettings, register
 
 log = logging.getLogger("audit")
@@ -37,7 +42,6 @@ __all__ = ["HolesCheck", "hole_subspace_dims"]
 _MIN_POINTS = 50
 _DECODED_HOLES = 8
 _DECODED_RIM = 3
-_CHUNK = 65_536          # rows projected at a time
 
 
 def hole_subspace_dims(explained_variance_ratio: np.ndarray, variance: float,
@@ -105,17 +109,13 @@ class HolesCheck(Check):
         max_dims = int(min(ctx.space_dims, pca.n_components_))
         p = hole_subspace_dims(pca.explained_variance_ratio_, self.settings.subspace_variance,
                                max_dims)
-        lat = ctx.data.latents
-        h = np.empty((len(lat), p))
-        for start in range(0, len(lat), _CHUNK):      # no N×d float64 copy of the latents
-            h[start:start + _CHUNK] = pca.transform(ctx.scale(lat[start:start + _CHUNK]))[:, :p]
+        h = ctx.projected(p).astype(np.float64)
         if p == ctx.space.shape[1]:
             m = float(ctx.intrinsic_dim)           # same distances: the space, rotated
         else:
-            sub = np.sort(ctx.rng("holes.dimension_rows").choice(len(h), min(len(h), 5000),
-                                                                 replace=False))
+            sub = ctx.sample_rows(len(h), 5000, "holes.dimension_rows")
             with np.errstate(all="ignore"):
-                m = twonn_dimension(knn(h[sub], k=2)[0])
+                m = twonn_dimension(ctx.nearest(None, k=2, dims=p, among=sub)[0])
         return h, p, m
 
     def _probes(self, ctx: Context, h: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +126,7 @@ class HolesCheck(Check):
                                      random_state=ctx.rng("holes.probes"))
         if n_prior:
             z = ctx.rng("holes.prior").standard_normal((n_prior, ctx.data.dim)).astype(np.float32)
-            prior = ctx.pca.transform(ctx.scale(z))[:, :p]
+            prior = ctx.project(z, p)
             probes = np.concatenate([probes, prior])
             kind = np.concatenate([kind, np.full(n_prior, "prior")])
         return probes, kind
@@ -147,14 +147,13 @@ class HolesCheck(Check):
 
     def run(self, ctx: Context) -> CheckResult:
         s = self.settings
-        h, p, m = self._subspace(ctx)
+        full, p, m = self._subspace(ctx)
         # Exact copies say nothing about empty space and break the point-count model
         # (a probe beside a 150-fold copy "expects" points at radius 0): count each
         # distinct location once.
-        _, first = np.unique(h, axis=0, return_index=True)
+        _, first = np.unique(full, axis=0, return_index=True)
         rows = np.sort(first)
-        if rows.size < len(h):
-            h = h[rows]
+        h = full[rows] if rows.size < len(full) else full
         if rows.size < _MIN_POINTS:
             note = (f"Only {rows.size} distinct points among {ctx.n} (the rest are exact "
                     f"copies): holes need at least {_MIN_POINTS} distinct points, so they "
@@ -193,12 +192,11 @@ class HolesCheck(Check):
 
         regions = scan.regions[: s.max_holes]
         ids = ctx.data.ids[rows]
-        self._rows = rows         # rim indices are rows of h: map them to the latents
-        centres = self._original_centres(ctx, h, regions, rows=rows)
+        centres = self._original_centres(ctx, full, regions, rows)
         map_xy = ctx.place_on_map(centres) if len(regions) else np.empty((0, 2))
-        images, image_keys = self._decode(ctx, centres, regions)
+        images, image_keys = self._decode(ctx, centres, regions, rows)
         findings = []
-        rows = []
+        listed = []
         for g, reg in enumerate(regions):
             hid = f"holes-{g + 1}"
             members = reg.probes
@@ -225,56 +223,56 @@ class HolesCheck(Check):
                 metric="holes.deficit_ratio", value=ratio, threshold=s.max_ratio,
                 p_value=reg.p_value, subjects=subjects,
                 evidence_ids=tuple(str(i) for i in ids[reg.rim])))
-            rows.append({"id": hid, "radius": reg.radius, "observed": reg.observed,
+            listed.append({"id": hid, "radius": reg.radius, "observed": reg.observed,
                          "expected": reg.expected, "p_value": reg.p_value,
                          "probes": int(members.size), "map": subjects["map"],
                          "rim": [str(i) for i in ids[reg.rim[:5]]],
                          "images": image_keys.get(g, [])})
         if len(scan.regions) > len(regions):
             tables["not_listed"] = len(scan.regions) - len(regions)
-        tables.update({"searched": True, "holes": rows, "n_probes": int(len(probes)),
+        tables.update({"searched": True, "holes": listed, "n_probes": int(len(probes)),
                        "probe_kinds": {str(k): int(v) for k, v in
                                        zip(*np.unique(kind, return_counts=True))},
                        "significant_probes": int(scan.significant.sum()),
                        "flagged_probes": int(flagged.size),
                        "n_paths": s.n_paths})
-        display = ({"kind": "holes_map"},) if rows else ()
+        display = ({"kind": "holes_map"},) if listed else ()
         return CheckResult(check=self.name, status="ok", metrics=metrics,
                            findings=tuple(findings), tables=tables, display=display,
                            images=images)
 
     # ------------------------------------------------------------------ helpers
-    def _original_centres(self, ctx: Context, h: np.ndarray, regions,
-                          rows: np.ndarray | None = None) -> np.ndarray:
+    def _original_centres(self, ctx: Context, full: np.ndarray, regions,
+                          rows: np.ndarray) -> np.ndarray:
         """Hole centres in the original latent coordinates: an affine combination of
-        nearby data points that lands on the centre in the subspace (exact for the affine
-        scalings; the dropped PCA components take the neighbours' weighted average)."""
+        nearby distinct data points (``rows``; ``full`` is the data in the subspace) that
+        lands on the centre in the subspace (exact for the affine scalings; the dropped
+        PCA components take the neighbours' weighted average)."""
         if not regions:
             return np.empty((0, ctx.data.dim))
         c = np.array([r.center for r in regions])
-        kk = int(min(len(h), max(self.settings.rim_points, 2 * h.shape[1] + 2)))
-        _, nb = knn(c, y=h, k=kk)
+        kk = int(min(len(rows), max(self.settings.rim_points, 2 * full.shape[1] + 2)))
+        _, nb = ctx.nearest(c, k=kk, dims=full.shape[1], among=rows)
         lat = ctx.data.latents
-        orig = nb if rows is None else rows[nb]      # h may hold the distinct rows only
-        return np.array([affine_weights(h[nb[g]], c[g]) @ lat[orig[g]].astype(np.float64)
+        return np.array([affine_weights(full[nb[g]], c[g]) @ lat[nb[g]].astype(np.float64)
                          for g in range(len(c))])
 
-    def _decode(self, ctx: Context, centres: np.ndarray, regions):
-        """What the decoder produces at each hole's centre and at a few rim points."""
+    def _decode(self, ctx: Context, centres: np.ndarray, regions, rows: np.ndarray):
+        """What the decoder produces at each hole's centre and at a few rim points (rim
+        indices are positions in the distinct ``rows``)."""
         decoder = ctx.data.decoder
         if decoder is None or not len(regions):
             return {}, {}
-        images, keys = {}, {}
+        top = list(range(min(len(regions), _DECODED_HOLES)))
+        lat = ctx.data.latents
+        rim = [rows[regions[g].rim[:_DECODED_RIM]] for g in top]
         try:
-            top = list(range(min(len(regions), _DECODED_HOLES)))
-            lat = ctx.data.latents
-            rim = [self._rows[regions[g].rim[:_DECODED_RIM]] for g in top]
-            batch = np.concatenate([centres[top].astype(np.float32)]
-                                   + [lat[r] for r in rim])
-            out = np.asarray(decoder(batch))
-        except Exception as exc:  # a user decoder failing must not lose the holes
+            out = decode_images(decoder, np.concatenate(
+                [centres[top].astype(np.float32)] + [lat[r] for r in rim]))
+        except DecodeError as exc:  # a user decoder failing must not lose the holes
             log.warning("holes: the decoder failed (%s); no decoded images", exc)
             return {}, {}
+        images, keys = {}, {}
         pos = len(top)
         for g in top:
             k = f"hole-{g + 1}-center"

@@ -1,59 +1,57 @@
 """Pure metric functions: arrays in, numbers out. No I/O, no config, no global state.
 
-Anyone may import these without the rest of latent-audit.
+Anyone may import these without the rest of latent-audit. Each name is imported from its
+module on first use, so ``audit.metrics._validation`` (or one metric) does not pull in torch
+and scikit-learn with it.
 """
-from ._association import weat
-from ._coverage import MISSING_GROUP, coverage, coverage_by_group, knn_radii, uncovered_mask
-from ._disentanglement import (dci_scores, discretize, factor_entropy, mig_score,
-                               modularity_score, mutual_info_matrix, sap_score)
-from ._fairness import probe_leakage, rate_disparity, representation_test, residualize
-from ._holes import find_holes, halfspace_depth, interpolation_risk
-from ._neighbors import (hnsw_index, knn, knn_approximate, knn_distance_score, knn_recall,
-                         twonn_dimension)
-from ._probes import (attribute_association, direction_consistency, direction_cosines,
-                      entanglement_analysis, joint_directions, leakage_matrix, partial_probes,
-                      probe_score, shift_leakage)
-from ._stats import (benjamini_hochberg, poisson_deficit_pvalue, poisson_excess_pvalue,
-                     wilson_interval)
+from __future__ import annotations
 
-__all__ = [
-    "MISSING_GROUP",
-    "coverage",
-    "coverage_by_group",
-    "knn_radii",
-    "uncovered_mask",
-    "dci_scores",
-    "discretize",
-    "factor_entropy",
-    "mig_score",
-    "modularity_score",
-    "mutual_info_matrix",
-    "sap_score",
-    "probe_leakage",
-    "rate_disparity",
-    "representation_test",
-    "residualize",
-    "weat",
-    "attribute_association",
-    "find_holes",
-    "halfspace_depth",
-    "interpolation_risk",
-    "direction_consistency",
-    "direction_cosines",
-    "entanglement_analysis",
-    "joint_directions",
-    "leakage_matrix",
-    "partial_probes",
-    "probe_score",
-    "shift_leakage",
-    "benjamini_hochberg",
-    "knn",
-    "knn_approximate",
-    "hnsw_index",
-    "knn_recall",
-    "knn_distance_score",
-    "twonn_dimension",
-    "poisson_deficit_pvalue",
-    "poisson_excess_pvalue",
-    "wilson_interval",
-]
+import importlib
+from typing import Any
+
+#: module -> the public names it holds
+_MODULES: dict[str, tuple[str, ...]] = {
+    "_association": ("weat", "weat_normal_pvalue", "weat_test",),
+    "_cluster_stability": ("survives_coarser",),
+    "_contingency": ("fit_margins", "expected_counts", "cell_deficit_pvalues",),
+    "_coverage": ("coverage", "coverage_by_group", "knn_radii", "uncovered_mask",
+                  "uncovered_from_graph",),
+    "_dimensions": ("column_variance", "dead_dimension_test",),
+    "_direction_consistency": ("direction_consistency",),
+    "_directions": ("attribute_association", "direction_cosines", "joint_directions",
+                    "leakage_matrix", "partial_probes",),
+    "_disentanglement": ("discretize", "factor_entropy", "mig_score", "modularity_score",
+                         "mutual_info_matrix",),
+    "_duplicates": ("local_spacing", "near_duplicate_mask", "near_duplicate_chance_rate",),
+    "_edit_leakage": ("entanglement_analysis", "shift_leakage",),
+    "_enclosure": ("halfspace_depth",),
+    "_fairness": ("rate_disparity", "representation_test", "top_fraction",),
+    "_holes": ("find_holes", "interpolation_risk",),
+    "_neighbors": ("hnsw_index", "knn", "knn_approximate", "knn_distance_score", "knn_recall",
+                   "twonn_dimension",),
+    "_outliers": ("isolation_ratio", "bootstrap_ratio_ci", "radial_profile",
+                  "null_isolation_max",),
+    "_probe_leakage": ("probe_leakage", "residualize",),
+    "_probes": ("probe_score", "logistic_probe", "out_of_fold",),
+    "_regions": ("chance_uncovered_rate", "depth_pvalue", "uncovered_depth", "gap_regions",),
+    "_sap_dci": ("dci_scores", "sap_score",),
+    "_stats": ("benjamini_hochberg", "poisson_critical_count", "poisson_deficit_pvalue",
+               "poisson_excess_pvalue", "wilson_interval",),
+    "_validation": ("MISSING_GROUP", "is_missing",),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,6 +8,10 @@ cosine similarity. Each target vector ``w`` gets the association
 the test statistic is ``sum_x s(x) - sum_y s(y)`` and the effect size is
 ``(mean_x s(x) - mean_y s(y)) / std_{w in X u Y} s(w)``.
 
+:func:`weat` is the one-sided test; :func:`weat_test` gives the p-value of a chosen
+alternative (both directions, with :func:`weat_normal_pvalue` as the tail estimate when
+sampled partitions run out), as the ``bias`` check reports it.
+
 Conventions chosen here (the paper leaves them open):
 
 * **Standard deviation.** ``ddof=1`` (sample standard deviation) by default. WEFE's
@@ -34,15 +38,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import warnings
 from typing import Any
 
 import numpy as np
+from scipy import stats
 from sklearn.utils import check_random_state
 
 from ._validation import validate_int, validate_matrix
 
-__all__ = ["weat"]
+__all__ = ["weat", "weat_normal_pvalue", "weat_test"]
+
+_ALTERNATIVES = ("two-sided", "greater", "less")
 
 # Upper bound on the number of indices held at once while enumerating or sampling.
 _CHUNK_VALUES = 1 << 20
@@ -194,3 +202,109 @@ def weat(X, Y, A, B, *, ddof: int = 1, n_permutations: int = 10000,
         exact, n_partitions = False, n_permutations
     return {"effect_size": effect_size, "statistic": statistic, "p_value": float(p_value),
             "exact": exact, "n_partitions": int(n_partitions)}
+
+
+def weat_normal_pvalue(X, Y, A, B) -> float:
+    """Normal approximation of the one-sided WEAT permutation p-value.
+
+    Under a uniformly random partition of ``X u Y`` into sets of sizes ``n_x`` and
+    ``n_y``, the sum of the associations ``s(w, A, B)`` over the first set has the exact
+    mean ``n_x * mean(s)`` and variance ``n_x n_y / (n (n - 1)) * sum (s - mean(s))^2``
+    (sampling without replacement; ``n = n_x + n_y``), and is close to normal when the
+    sets are large (Hoeffding's combinatorial central limit theorem). Returns
+    ``P(sum >= observed)`` under that normal law: the tail estimate to use when a sampled
+    test finds no partition as extreme as the observed one (see
+    :func:`~audit.metrics.weat`, whose conventions it follows).
+
+    Examples
+    --------
+    >>> A = [[1.0, 0.0], [0.9, 0.1]]
+    >>> B = [[0.0, 1.0], [0.1, 0.9]]
+    >>> X = [[1.0, 0.2], [0.8, 0.1], [1.0, 0.3]]
+    >>> Y = [[0.2, 1.0], [0.1, 0.7], [0.3, 1.0]]
+    >>> round(weat_normal_pvalue(X, Y, A, B), 4)  # exact: 0.05; the law is for large sets
+    0.013
+    """
+    def unit(v):
+        v = np.asarray(v, dtype=float)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+    x, y, a, b = unit(X), unit(Y), unit(A), unit(B)
+    w = np.vstack([x, y])
+    s = (w @ a.T).mean(axis=1) - (w @ b.T).mean(axis=1)
+    n_x, n = x.shape[0], w.shape[0]
+    var = n_x * (n - n_x) / (n * (n - 1)) * float(((s - s.mean()) ** 2).sum())
+    if var <= 0:
+        return 1.0
+    return float(stats.norm.sf((s[:n_x].sum() - n_x * s.mean()) / math.sqrt(var)))
+
+
+def weat_test(X, Y, A, B, *, alternative: str = "two-sided", n_permutations: int = 1000,
+              random_state=None) -> dict[str, Any]:
+    """WEAT with the p-value of one alternative, tail-corrected where sampling runs out.
+
+    Runs :func:`weat` for "X is more associated with A than Y is" and, swapping the
+    targets, for the reverse. A sampled (not exact) one-sided p-value at its floor
+    ``1 / (n_permutations + 1)`` (no sampled partition as extreme as the observed one) is
+    replaced by the smaller :func:`weat_normal_pvalue`, so a modest number of
+    permutations can still pass a multiple-testing correction over many tests.
+
+    Parameters
+    ----------
+    X, Y, A, B : array-like of shape (n_x, d), (n_y, d), (n_a, d), (n_b, d)
+        As in :func:`weat`.
+    alternative : {"two-sided", "greater", "less"}, default="two-sided"
+        "greater": X is more associated with A than Y is; "less": the reverse;
+        "two-sided": twice the smaller one-sided p-value (at most 1).
+    n_permutations : int, default=1000
+        Random partitions per direction when the test is not exact, >= 1.
+    random_state : int, RandomState instance or None, default=None
+        An int seeds the first direction with ``random_state`` and the second with
+        ``random_state + 1``.
+
+    Returns
+    -------
+    result : dict
+        ``effect_size``, ``statistic``, ``exact`` and ``n_partitions`` of the first
+        direction (as :func:`weat`), ``p_value`` (float, for ``alternative``) and
+        ``p_method`` (``"exact"``, ``"sampled"`` or ``"normal-tail"``).
+
+    Examples
+    --------
+    >>> A = [[1.0, 0.0], [0.9, 0.1]]
+    >>> B = [[0.0, 1.0], [0.1, 0.9]]
+    >>> X = [[1.0, 0.2], [0.8, 0.1], [1.0, 0.3]]
+    >>> Y = [[0.2, 1.0], [0.1, 0.7], [0.3, 1.0]]
+    >>> res = weat_test(X, Y, A, B, alternative="greater")
+    >>> res["p_value"], res["p_method"], round(res["effect_size"], 3)
+    (0.05, 'exact', 1.817)
+    >>> weat_test(X, Y, A, B)["p_value"]
+    0.1
+    """
+    if alternative not in _ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {_ALTERNATIVES}, got {alternative!r}")
+    n_permutations = validate_int(n_permutations, "n_permutations", low=1)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        seed = int(random_state)
+    else:
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max - 1))
+    greater = weat(X, Y, A, B, n_permutations=n_permutations, random_state=seed)
+    less = weat(Y, X, A, B, n_permutations=n_permutations, random_state=seed + 1)
+    p_greater, p_less = greater["p_value"], less["p_value"]
+    floor = 1.0 / (n_permutations + 1)
+    tail = False
+    # a sampled test that found no partition as extreme: the permutation law's normal
+    # approximation (exact mean and variance) estimates the tail beyond 1 / (B + 1)
+    if not greater["exact"] and p_greater <= floor:
+        p_greater, tail = min(p_greater, weat_normal_pvalue(X, Y, A, B)), True
+    if not less["exact"] and p_less <= floor:
+        p_less, tail = min(p_less, weat_normal_pvalue(Y, X, A, B)), True
+    if alternative == "greater":
+        p = p_greater
+    elif alternative == "less":
+        p = p_less
+    else:
+        p = min(1.0, 2 * min(p_greater, p_less))
+    return {"effect_size": greater["effect_size"], "statistic": greater["statistic"],
+            "p_value": float(p), "exact": greater["exact"],
+            "n_partitions": greater["n_partitions"],
+            "p_method": "exact" if greater["exact"] else ("normal-tail" if tail else "sampled")}

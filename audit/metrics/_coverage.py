@@ -17,7 +17,6 @@ order statistic) falls inside a conservative error bound is recomputed directly 
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,13 +24,11 @@ import numpy as np
 import pandas as pd
 
 from ._stats import wilson_interval
-from ._validation import validate_int, validate_labels, validate_matrix
+from ._validation import MISSING_GROUP, validate_int, validate_labels, validate_matrix
 
 __all__ = ["coverage", "knn_radii", "uncovered_mask", "uncovered_from_graph",
            "coverage_by_group", "MISSING_GROUP"]
 
-#: Group name given to ``None``/NaN labels by :func:`coverage_by_group`.
-MISSING_GROUP = "<missing>"
 
 _EPS = float(np.finfo(np.float64).eps)
 # Upper bound on the number of float64 values in one temporary array of pair differences.
@@ -127,52 +124,53 @@ def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
     return radii_sq
 
 
-def _cross_indicators(real: np.ndarray, fake: np.ndarray, r_real: np.ndarray,
-                      r_fake: np.ndarray | None, block_size: int):
-    """Accumulate the prdc indicators over row blocks of the real-fake distance matrix.
+def _cross_indicators(reference: np.ndarray, data: np.ndarray, r_ref: np.ndarray,
+                      r_data: np.ndarray | None, block_size: int):
+    """Accumulate the prdc indicators over row blocks of the reference-data distances
+    (prdc's real = the reference, fake = the data).
 
     Returns ``(covered, recalled, in_any_ball, n_balls)``:
-    ``covered[i]``: some fake point is strictly inside real ball i (coverage);
-    ``recalled[i]``: real point i is strictly inside some fake ball (recall; ``None``
-    without ``r_fake``); ``in_any_ball[j]`` / ``n_balls[j]``: whether / in how many real
-    balls fake point j lies strictly (precision / density).
+    ``covered[i]``: some data point is strictly inside reference ball i (coverage);
+    ``recalled[i]``: reference point i is strictly inside some data ball (recall; ``None``
+    without ``r_data``); ``in_any_ball[j]`` / ``n_balls[j]``: whether / in how many
+    reference balls data point j lies strictly (precision / density).
     """
-    n_real, n_features = real.shape
-    centre = real.mean(axis=0)
-    rc, fc = real - centre, fake - centre
+    n_ref, n_features = reference.shape
+    centre = reference.mean(axis=0)
+    rc, fc = reference - centre, data - centre
     r_sq, f_sq = _sq_norms(rc), _sq_norms(fc)
     factor = _band_factor(n_features)
-    rr_sq = r_real * r_real
-    rf_sq = None if r_fake is None else r_fake * r_fake
+    rr_sq = r_ref * r_ref
+    rd_sq = None if r_data is None else r_data * r_data
 
-    covered = np.empty(n_real, dtype=bool)
-    recalled = None if r_fake is None else np.empty(n_real, dtype=bool)
-    in_any_ball = np.zeros(fake.shape[0], dtype=bool)
-    n_balls = np.zeros(fake.shape[0], dtype=np.int64)
+    covered = np.empty(n_ref, dtype=bool)
+    recalled = None if r_data is None else np.empty(n_ref, dtype=bool)
+    in_any_ball = np.zeros(data.shape[0], dtype=bool)
+    n_balls = np.zeros(data.shape[0], dtype=np.int64)
     f_sq_max = f_sq.max()
-    for start in range(0, n_real, block_size):
-        stop = min(n_real, start + block_size)
+    for start in range(0, n_ref, block_size):
+        stop = min(n_ref, start + block_size)
         d2 = _expanded_sq(rc[start:stop], r_sq[start:stop], fc, f_sq)
         # Entries within the error bound factor * (r_sq[i] + f_sq[j]) of a radius are
         # recomputed directly; per-row / per-column upper bounds avoid another matrix.
         gap = np.subtract(d2, rr_sq[start:stop, None])
         np.abs(gap, out=gap)
         near = gap <= factor * (r_sq[start:stop] + f_sq_max)[:, None]
-        if rf_sq is not None:
-            np.subtract(d2, rf_sq[None, :], out=gap)
+        if rd_sq is not None:
+            np.subtract(d2, rd_sq[None, :], out=gap)
             np.abs(gap, out=gap)
             near |= gap <= factor * (r_sq[start:stop].max() + f_sq)[None, :]
         del gap
         dist = np.sqrt(d2, out=d2)
         ci, cj = np.nonzero(near)
         if ci.size:
-            dist[ci, cj] = np.sqrt(_direct_sq(real, fake, start + ci, cj))
-        inside = dist < r_real[start:stop, None]
+            dist[ci, cj] = np.sqrt(_direct_sq(reference, data, start + ci, cj))
+        inside = dist < r_ref[start:stop, None]
         covered[start:stop] = inside.any(axis=1)
         in_any_ball |= inside.any(axis=0)
         n_balls += inside.sum(axis=0)
-        if r_fake is not None:
-            recalled[start:stop] = (dist < r_fake[None, :]).any(axis=1)
+        if r_data is not None:
+            recalled[start:stop] = (dist < r_data[None, :]).any(axis=1)
     return covered, recalled, in_any_ball, n_balls
 
 
@@ -290,13 +288,13 @@ def coverage(real, fake, *, k: int = 5, block_size: int = 4096) -> dict[str, flo
     >>> coverage(real, fake, k=1)
     {'precision': 0.5, 'recall': 1.0, 'density': 1.0, 'coverage': 0.5}
     """
-    real, fake = _check_pair(real, fake)
+    reference, data = _check_pair(real, fake)
     block_size = validate_int(block_size, "block_size", low=1)
-    k = _check_k(k, {"real": real.shape[0], "fake": fake.shape[0]})
-    r_real = np.sqrt(_knn_radii_sq(real, k, block_size))
-    r_fake = np.sqrt(_knn_radii_sq(fake, k, block_size))
-    covered, recalled, in_any_ball, n_balls = _cross_indicators(real, fake, r_real, r_fake,
-                                                                block_size)
+    k = _check_k(k, {"real": reference.shape[0], "fake": data.shape[0]})
+    r_ref = np.sqrt(_knn_radii_sq(reference, k, block_size))
+    r_data = np.sqrt(_knn_radii_sq(data, k, block_size))
+    covered, recalled, in_any_ball, n_balls = _cross_indicators(reference, data, r_ref,
+                                                                r_data, block_size)
     return {
         "precision": float(in_any_ball.mean()),
         "recall": float(recalled.mean()),
@@ -348,11 +346,11 @@ def uncovered_mask(real, fake, *, k: int = 5, block_size: int = 4096) -> np.ndar
     >>> uncovered_mask([[0.0], [1.0], [2.0], [3.0]], [[0.5], [10.0]], k=1)
     array([False, False,  True,  True])
     """
-    real, fake = _check_pair(real, fake)
+    reference, data = _check_pair(real, fake)
     block_size = validate_int(block_size, "block_size", low=1)
-    k = _check_k(k, {"real": real.shape[0]})
-    r_real = np.sqrt(_knn_radii_sq(real, k, block_size))
-    covered = _cross_indicators(real, fake, r_real, None, block_size)[0]
+    k = _check_k(k, {"real": reference.shape[0]})
+    r_ref = np.sqrt(_knn_radii_sq(reference, k, block_size))
+    covered = _cross_indicators(reference, data, r_ref, None, block_size)[0]
     return ~covered
 
 
@@ -407,29 +405,25 @@ def uncovered_from_graph(real, fake, radii, cross_distances, cross_indices, *,
     ([False, False, True, True], [nan, 0.5, 1.5, 2.5])
     """
     from ._neighbors import knn
-    real, fake = _check_pair(real, fake)
+    reference, data = _check_pair(real, fake)
     radii = np.asarray(radii, dtype=np.float64)
     cd = np.asarray(cross_distances, dtype=np.float64)
     ci = np.asarray(cross_indices, dtype=np.int64)
-    if radii.shape != (real.shape[0],):
-        raise ValueError(f"radii has shape {radii.shape}, expected ({real.shape[0]},)")
-    if cd.shape != ci.shape or cd.ndim != 2 or cd.shape[0] != fake.shape[0]:
+    if radii.shape != (reference.shape[0],):
+        raise ValueError(f"radii has shape {radii.shape}, expected ({reference.shape[0]},)")
+    if cd.shape != ci.shape or cd.ndim != 2 or cd.shape[0] != data.shape[0]:
         raise ValueError(f"cross graph shapes {cd.shape} / {ci.shape} do not match "
-                         f"{fake.shape[0]} fake points")
-    covered = np.zeros(real.shape[0], dtype=bool)
+                         f"{data.shape[0]} fake points")
+    covered = np.zeros(reference.shape[0], dtype=bool)
     inside = cd < radii[ci]
     covered[ci[inside]] = True
-    nearest = np.full(real.shape[0], np.nan)
+    nearest = np.full(reference.shape[0], np.nan)
     rows = np.flatnonzero(~covered)
     if rows.size:
-        nearest[rows] = (knn(real[rows], y=fake, k=1)[0][:, 0] if nearest_fn is None
-                         else np.asarray(nearest_fn(real[rows]), dtype=np.float64))
+        nearest[rows] = (knn(reference[rows], y=data, k=1)[0][:, 0] if nearest_fn is None
+                         else np.asarray(nearest_fn(reference[rows]), dtype=np.float64))
         covered[rows] = nearest[rows] < radii[rows]
     return ~covered, nearest
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
 
 
 def coverage_by_group(uncovered, groups, *, confidence: float = 0.95) -> dict:

@@ -24,7 +24,7 @@ from ._stats import wilson_interval
 from ._validation import validate_float, validate_int
 
 __all__ = ["slice_outcome_tests", "chi2_permutation_pvalue", "permutation_pvalue",
-           "rate_ratio_interval", "weat_normal_pvalue"]
+           "rate_ratio_interval"]
 
 
 # --------------------------------------------------------------------------- p-values
@@ -91,40 +91,6 @@ def permutation_pvalue(observed: float, null: Sequence[float], *,
                 p, method = p_norm, "normal-tail"
     return {"p_value": float(p), "p_permutation": float(p_perm), "count": count,
             "n_permutations": b, "method": method}
-
-
-def weat_normal_pvalue(X, Y, A, B) -> float:
-    """Normal approximation of the one-sided WEAT permutation p-value.
-
-    Under a uniformly random partition of ``X u Y`` into sets of sizes ``n_x`` and
-    ``n_y``, the sum of the associations ``s(w, A, B)`` over the first set has the exact
-    mean ``n_x * mean(s)`` and variance ``n_x n_y / (n (n - 1)) * sum (s - mean(s))^2``
-    (sampling without replacement; ``n = n_x + n_y``), and is close to normal when the
-    sets are large (Hoeffding's combinatorial central limit theorem). Returns
-    ``P(sum >= observed)`` under that normal law: the tail estimate to use when a sampled
-    test finds no partition as extreme as the observed one (see
-    :func:`~audit.metrics.weat`, whose conventions it follows).
-
-    Examples
-    --------
-    >>> A = [[1.0, 0.0], [0.9, 0.1]]
-    >>> B = [[0.0, 1.0], [0.1, 0.9]]
-    >>> X = [[1.0, 0.2], [0.8, 0.1], [1.0, 0.3]]
-    >>> Y = [[0.2, 1.0], [0.1, 0.7], [0.3, 1.0]]
-    >>> round(weat_normal_pvalue(X, Y, A, B), 4)  # exact: 0.05; the law is for large sets
-    0.013
-    """
-    def unit(v):
-        v = np.asarray(v, dtype=float)
-        return v / np.linalg.norm(v, axis=1, keepdims=True)
-    x, y, a, b = unit(X), unit(Y), unit(A), unit(B)
-    w = np.vstack([x, y])
-    s = (w @ a.T).mean(axis=1) - (w @ b.T).mean(axis=1)
-    n_x, n = x.shape[0], w.shape[0]
-    var = n_x * (n - n_x) / (n * (n - 1)) * float(((s - s.mean()) ** 2).sum())
-    if var <= 0:
-        return 1.0
-    return float(stats.norm.sf((s[:n_x].sum() - n_x * s.mean()) / math.sqrt(var)))
 
 
 def _chi2(table: np.ndarray) -> float:

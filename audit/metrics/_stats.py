@@ -7,7 +7,7 @@ from scipy import stats
 from ._validation import validate_float
 
 __all__ = ["benjamini_hochberg", "wilson_interval", "poisson_excess_pvalue",
-           "poisson_deficit_pvalue"]
+           "poisson_deficit_pvalue", "poisson_critical_count"]
 
 
 def benjamini_hochberg(p_values, *, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -88,3 +88,34 @@ def poisson_deficit_pvalue(observed, expected) -> np.ndarray:
     observed = np.asarray(observed, dtype=float)
     expected = np.asarray(expected, dtype=float)
     return stats.poisson.cdf(observed, expected)
+
+
+def poisson_critical_count(expected: float, level: float) -> int:
+    """Smallest count whose excess p-value (:func:`poisson_excess_pvalue`) over
+    ``expected`` is at most ``level``: the decision threshold of that test, as a count.
+
+    Parameters
+    ----------
+    expected : float
+        Expected count, ``>= 0``.
+    level : float
+        Significance level, in (0, 1).
+
+    Returns
+    -------
+    count : int
+        At least 1.
+
+    Examples
+    --------
+    >>> poisson_critical_count(2.0, 0.05)       # P(X >= 6) = 0.017, P(X >= 5) = 0.053
+    6
+    """
+    expected = validate_float(expected, "expected", low=0)
+    level = validate_float(level, "level", low=0, high=1, low_open=True, high_open=True)
+    o = max(1, int(stats.poisson.isf(level, expected)) + 1)
+    while float(poisson_excess_pvalue(o, expected)) > level:       # guard the rounding
+        o += 1
+    while o > 1 and float(poisson_excess_pvalue(o - 1, expected)) <= level:
+        o -= 1
+    return o

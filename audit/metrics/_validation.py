@@ -9,8 +9,13 @@ import numbers
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["validate_matrix", "validate_int", "validate_float", "validate_labels"]
+__all__ = ["validate_matrix", "validate_int", "validate_float", "validate_labels", "is_missing",
+           "MISSING_GROUP"]
+
+#: the group of missing (None/NaN) labels, in every metric, table and chart
+MISSING_GROUP = "<missing>"
 
 
 def validate_matrix(x: Any, name: str, *, min_rows: int = 1, finite: bool = True,
@@ -65,3 +70,17 @@ def validate_labels(y: Any, name: str, n: int | None = None) -> np.ndarray:
     if n is not None and arr.shape[0] != n:
         raise ValueError(f"{name} has {arr.shape[0]} entries, expected {n}")
     return arr
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one label or metadata value is missing: None, NaN (float or numpy), pd.NA or
+    NaT. The one definition: ``audit.columns`` re-exports it.
+
+    >>> [is_missing(v) for v in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, 0, "")]
+    [True, True, True, True, True, False, False]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    return isinstance(value, np.datetime64) and bool(np.isnat(value))

@@ -73,10 +73,6 @@ def figure_plan(result: AuditResult) -> list[dict[str, str]]:
     return figs
 
 
-#: per-point columns the map and the figures draw (plus every ``is_*_issue`` flag); the
-#: other per-sample columns stay in the check results and are not embedded per point
-MAP_COLUMNS = ("cluster", "isolation_ratio", "glosh")
-
 _DTYPES = {"f": ("f32", "<f4"), "i": ("i32", "<i4"), "u": ("u32", "<u4"), "b": ("u8", "u1")}
 
 
@@ -107,8 +103,7 @@ def _points_payload(points: dict[str, Any]) -> dict[str, Any]:
     out = dict(points)
     for key in ("x", "y"):
         out[key] = pack_array(np.asarray(points[key], dtype=np.float32))
-    out["columns"] = {k: pack_array(v) for k, v in points.get("columns", {}).items()
-                      if k in MAP_COLUMNS or (k.startswith("is_") and k.endswith("_issue"))}
+    out["columns"] = {k: pack_array(v) for k, v in points.get("columns", {}).items()}
     meta = {}
     for c, m in points.get("metadata", {}).items():
         if m["kind"] == "numeric":
@@ -158,7 +153,8 @@ def render_html(result: AuditResult, path: Path) -> Path:
         findings=findings, flagged=flagged, by_check=by_check, figures=figures,
         severity_rank=SEVERITY_RANK, checks=result.checks,
         css=_asset("report.css"), js=_asset("report.js"), plotly_js=_plotly_js(),
-        figure_js=list(_assets_in("figures", ".js").values()),
+        figure_js=[(name.removesuffix(".js"), src)
+                   for name, src in _assets_in("figures", ".js").items()],
         payload=safe_json(_payload(result, figures)),
     )
     write_text_atomic(Path(path), html)

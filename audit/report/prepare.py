@@ -1,21 +1,31 @@
 """What the report draws besides the check results: the plot sample, the density layer
-under a sampled map, per-point columns and metadata, and hover thumbnails."""
+under a sampled map, per-point columns and metadata, and hover thumbnails.
+
+``prepare_report`` is what the pipeline calls; ``map_points`` and ``thumbnails`` are its
+two parts (benchmarks/bench_report.py times them)."""
 from __future__ import annotations
 
 import base64
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..columns import is_numeric as is_numeric_column
 from ..columns import nested_rows
-from ..config import AuditConfig
-from ..context import Context
+from ..findings import CheckResult, per_sample_columns
+
+if TYPE_CHECKING:        # the pipeline hands over its context and config; no import edge
+    from ..config import AuditConfig
+    from ..context import Context
+
+__all__ = ["DENSITY_BINS", "THUMBNAIL_CAP", "prepare_report", "map_points", "plot_sample",
+           "density_grid", "thumbnails", "thumbnail"]
 
 
-def _thumbnail(img: np.ndarray, size: int = 48) -> str:
+def thumbnail(img: np.ndarray, size: int = 48) -> str:
+    """A uint8 image (H×W×C) as a PNG data URI, scaled up to about ``size`` pixels."""
     from PIL import Image
     arr = img[..., 0] if img.shape[-1] == 1 else img
     im = Image.fromarray(arr)
@@ -29,7 +39,7 @@ def _thumbnail(img: np.ndarray, size: int = 48) -> str:
 DENSITY_BINS = 200     # the density layer under a sampled map: a DENSITY_BINS² histogram
 
 
-def _density_grid(coords: np.ndarray, bins: int = DENSITY_BINS) -> dict[str, Any]:
+def density_grid(coords: np.ndarray, bins: int = DENSITY_BINS) -> dict[str, Any]:
     """2-D histogram of every point's map position: counts (bins_y × bins_x) and the grid."""
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
@@ -45,7 +55,7 @@ def _density_grid(coords: np.ndarray, bins: int = DENSITY_BINS) -> dict[str, Any
 _EVIDENCE_SHOWN = 1000      # evidence points per finding that the drawn sample keeps
 
 
-def _plot_sample(ctx: Context, checks: list, cap: int) -> np.ndarray:
+def plot_sample(ctx: Context, checks: list, cap: int) -> np.ndarray:
     """Rows drawn on the map: the points each finding refers to (its evidence, at most
     ``_EVIDENCE_SHOWN`` per finding, and the cluster exemplars), then points some check
     flagged, then a seeded sample; ``cap`` in all."""
@@ -82,26 +92,25 @@ def _plot_sample(ctx: Context, checks: list, cap: int) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any], np.ndarray]:
+def _drawn(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The drawn rows of a per-sample column, in the type the page packs: uint8 for
+    booleans, int32 for integers, float32 otherwise."""
+    kind = arr.dtype.kind
+    return arr[idx].astype(np.uint8 if kind == "b" else np.int32 if kind in "iu"
+                           else np.float32)
+
+
+def map_points(ctx: Context, checks: list[CheckResult], cfg: AuditConfig
+               ) -> tuple[dict[str, Any], np.ndarray]:
     """Per-point data for the report's map (numpy arrays; the renderer packs them): at most
-    ``geometry.plot_points`` points drawn (see ``_plot_sample``), and when that is a
-    sample, a density grid of all N points."""
+    ``geometry.plot_points`` points drawn (see ``plot_sample``), every numeric per-sample
+    column of the checks (``<check>.<column>``), metadata, and when the points are a
+    sample, a density grid of all N points. Returns it and the drawn rows."""
     n = ctx.n
-    idx = _plot_sample(ctx, checks, int(cfg.geometry.plot_points))
+    idx = plot_sample(ctx, checks, int(cfg.geometry.plot_points))
     all_coords = ctx.map2d.coords
     coords = all_coords[idx].astype(np.float32)
-    cols: dict[str, np.ndarray] = {}
-    for c in checks:
-        for name, arr in c.per_sample.items():
-            arr = np.asarray(arr)
-            if arr.shape[:1] != (n,):
-                continue
-            if arr.dtype == bool:
-                cols[name] = arr[idx].astype(np.uint8)
-            elif np.issubdtype(arr.dtype, np.integer):
-                cols[name] = arr[idx].astype(np.int32)
-            elif np.issubdtype(arr.dtype, np.number):
-                cols[name] = arr[idx].astype(np.float32)
+    cols = {name: _drawn(arr, idx) for name, arr in per_sample_columns(checks, n).items()}
     meta = ctx.data.metadata
     scalar = [c for c in meta.columns if not nested_rows(meta[c]).any()]   # no list/struct
     shown = [c for c in cfg.attributes + cfg.protected if c in scalar]
@@ -120,7 +129,7 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
     sampled = bool(len(idx) < n)
     return ({"ids": [str(i) for i in ctx.data.ids[idx]], "x": coords[:, 0], "y": coords[:, 1],
              "columns": cols, "metadata": metadata, "color_by": shown,
-             "density": _density_grid(all_coords) if sampled else None,
+             "density": density_grid(all_coords) if sampled else None,
              "n_total": n, "n_shown": int(len(idx)), "sampled": sampled}, idx)
 
 
@@ -129,14 +138,14 @@ def _points(ctx: Context, checks: list, cfg: AuditConfig) -> tuple[dict[str, Any
 THUMBNAIL_CAP = 10_000
 
 
-def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
-                cap: int = THUMBNAIL_CAP) -> dict[str, str]:
+def thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list[CheckResult],
+               cap: int = THUMBNAIL_CAP) -> dict[str, str]:
     """Data-URI thumbnails: one for every point the map draws (up to ``cap``; beyond it,
     evidence and exemplars first, then a seeded sample), plus the checks' images."""
     thumbs: dict[str, str] = {}
     for c in checks:
         for key, img in c.images.items():
-            thumbs[f"{c.check}:{key}"] = _thumbnail(np.asarray(img))
+            thumbs[f"{c.check}:{key}"] = thumbnail(np.asarray(img))
     images = ctx.data.images
     if images is None:
         return thumbs
@@ -152,7 +161,7 @@ def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
                 if e in pos:
                     want.append(pos[e])
                 elif e in ref_pos:
-                    thumbs[e] = _thumbnail(ref.images[ref_pos[e]])
+                    thumbs[e] = thumbnail(ref.images[ref_pos[e]])
     for ex in ctx.clusters.exemplars.values():
         want.extend(int(i) for i in ex)
     shown = set(int(i) for i in shown_idx)
@@ -160,7 +169,23 @@ def _thumbnails(ctx: Context, shown_idx: np.ndarray, checks: list,
     rest = np.setdiff1d(shown_idx, np.array(want, dtype=int))
     room = max(0, cap - len(want))
     if rest.size:
-        want.extend(ctx.rng("report.thumbnails").choice(rest, min(room, rest.size), replace=False).tolist())
+        pick = ctx.rng("report.thumbnails")
+        want.extend(pick.choice(rest, min(room, rest.size), replace=False).tolist())
     chosen = want[:cap]
-    thumbs.update({str(ids[i]): _thumbnail(images[i]) for i in chosen})
+    thumbs.update({str(ids[i]): thumbnail(images[i]) for i in chosen})
     return thumbs
+
+
+def prepare_report(ctx: Context, checks: list[CheckResult], cfg: AuditConfig
+                   ) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """Everything the report draws besides the check results: the map's points (with a
+    count of the drawn points that have a hover thumbnail), the thumbnails, and the plot
+    record for ``findings.json`` (``run.geometry.plot``)."""
+    points, shown_idx = map_points(ctx, checks, cfg)
+    thumbs = thumbnails(ctx, shown_idx, checks)
+    if ctx.data.images is not None:      # how many drawn points have a hover thumbnail
+        points["thumbnails"] = {"n": sum(1 for i in ctx.data.ids[shown_idx] if str(i) in thumbs),
+                                "shown": int(len(shown_idx)), "cap": THUMBNAIL_CAP}
+    plot = {"n_shown": points["n_shown"], "n": points["n_total"],
+            "density_bins": DENSITY_BINS if points["sampled"] else None}
+    return points, thumbs, plot

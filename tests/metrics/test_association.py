@@ -18,7 +18,7 @@ import types
 import numpy as np
 import pytest
 
-from audit.metrics._association import weat
+from audit.metrics._association import weat, weat_normal_pvalue, weat_test
 
 TOL = 1e-9
 
@@ -237,3 +237,36 @@ def test_one_vector_per_target_set():
     assert math.isfinite(weat(X, Y, A, B, ddof=1)["effect_size"])
     res = weat(X, Y, A, B)
     assert res["n_partitions"] == 2 and res["p_value"] in (0.5, 1.0)
+
+
+# ---- weat_test: one alternative, with the normal tail ---------------------------------
+
+def test_weat_test_combines_both_directions():
+    rng = np.random.default_rng(11)
+    A, B = rng.normal(size=(6, 5)), rng.normal(size=(6, 5))
+    X, Y = rng.normal(size=(5, 5)) + 0.3 * A.mean(0), rng.normal(size=(5, 5))
+    greater, less = weat(X, Y, A, B), weat(Y, X, A, B)
+    assert greater["exact"]
+    res = {alt: weat_test(X, Y, A, B, alternative=alt) for alt in
+           ("greater", "less", "two-sided")}
+    assert res["greater"]["p_value"] == greater["p_value"]
+    assert res["less"]["p_value"] == less["p_value"]
+    assert res["two-sided"]["p_value"] == min(1.0, 2 * min(greater["p_value"],
+                                                            less["p_value"]))
+    assert all(r["p_method"] == "exact" and r["effect_size"] == greater["effect_size"]
+               for r in res.values())
+    with pytest.raises(ValueError, match="alternative"):
+        weat_test(X, Y, A, B, alternative="bigger")
+
+
+def test_weat_test_uses_the_normal_tail_beyond_every_sampled_partition():
+    rng = np.random.default_rng(12)
+    A, B = rng.normal(size=(20, 8)) + 3, rng.normal(size=(20, 8)) - 3
+    X, Y = rng.normal(size=(40, 8)) + 3, rng.normal(size=(40, 8)) - 3
+    res = weat_test(X, Y, A, B, alternative="greater", n_permutations=99, random_state=1)
+    assert not res["exact"] and res["p_method"] == "normal-tail"
+    assert res["p_value"] == weat_normal_pvalue(X, Y, A, B) < 1 / 100
+    # an int seed runs the two directions with seed and seed + 1
+    assert res["p_value"] == weat_test(X, Y, A, B, alternative="greater",
+                                       n_permutations=99, random_state=1)["p_value"]
+

@@ -13,8 +13,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audit.metrics._fairness import (MISSING_GROUP, _auc_rows, _score, probe_leakage,
-                                     rate_disparity, representation_test, residualize)
+from audit.metrics import _probe_leakage
+from audit.metrics._fairness import (MISSING_GROUP, rate_disparity, representation_test,
+                                     top_fraction)
+from audit.metrics._probe_leakage import _auc_rows, _score, probe_leakage, residualize
 
 
 def _planted(seed, n=400, d=8, shift=0.8, n_groups=2):
@@ -55,7 +57,7 @@ def test_probe_equals_sklearn_pipeline():
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     pipe = make_pipeline(StandardScaler(),
-                         LogisticRegression(class_weight="balanced", max_iter=300))
+                         LogisticRegression(class_weight="balanced", max_iter=500))
     oof = cross_val_predict(pipe, X, g, cv=folds, method="decision_function")
     assert res["score"] == pytest.approx(roc_auc_score(g, oof), abs=1e-9)
     coefs = [pipe.fit(X[tr], g[tr])[-1].coef_[0] for tr, _ in folds.split(X, g)]
@@ -361,3 +363,53 @@ def test_sequential_leakage_test_stops_early_on_null_and_never_on_signal():
                       random_state=2)
     b = probe_leakage(leak_x, groups, n_permutations=30, n_bootstrap=0, random_state=2)
     assert len(a["null_scores"]) == 30 and a["p_value"] == b["p_value"] == 1 / 31
+
+
+# ---- one probe, top fraction ----------------------------------------------------------
+
+def test_leakage_probe_is_the_shared_cross_validated_probe(monkeypatch):
+    """probe_leakage fits through _probes.out_of_fold (the one logistic probe), with the
+    covariates residualised on each training fold only."""
+    from audit.metrics import _probes
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return _probes.out_of_fold(*args, **kwargs)
+    monkeypatch.setattr(_probe_leakage, "out_of_fold", spy)
+    X, g = _planted(4, n=150)
+    site = np.random.default_rng(4).choice(["u", "v"], 150)
+    probe_leakage(X, g, covariates=pd.DataFrame({"site": site}), cv=3, n_permutations=2,
+                  n_bootstrap=0, random_state=0)
+    assert len(calls) == 3 and all(c["output"] == "decision_function" for c in calls)
+    assert all(c["design"] is not None for c in calls)
+    # fold-wise residualisation by hand
+    design = np.column_stack([np.ones(150), (site == "v").astype(float)])
+    folds = list(StratifiedKFold(n_splits=3, shuffle=True, random_state=1).split(X, g))
+    out, _ = _probes.out_of_fold(X, g, folds, _probes.logistic_probe,
+                                 output="decision_function", design=design)
+    for train, test in folds:
+        beta = np.linalg.lstsq(design[train], X[train], rcond=None)[0]
+        r_train, r_test = X[train] - design[train] @ beta, X[test] - design[test] @ beta
+        pipe = make_pipeline(StandardScaler(),
+                             LogisticRegression(class_weight="balanced", max_iter=500))
+        pipe.fit(r_train, g[train])
+        np.testing.assert_allclose(out[test], pipe.decision_function(r_test), rtol=1e-6,
+                                   atol=1e-8)
+
+
+def test_top_fraction_flags_exactly_the_share_and_breaks_ties_at_random():
+    scores = np.array([5.0, 1.0, 3.0, 3.0, 3.0, 0.0, 3.0, 2.0])
+    masks = [top_fraction(scores, 0.5, random_state=s) for s in range(20)]
+    assert all(m.sum() == 4 and m[0] and not m[1] and not m[5] for m in masks)
+    assert len({tuple(m) for m in masks}) > 1                 # which tied 3.0 is left out
+    np.testing.assert_array_equal(top_fraction(scores, 0.5, random_state=3), masks[3])
+    gen_a, gen_b = np.random.default_rng(7), np.random.default_rng(7)
+    np.testing.assert_array_equal(top_fraction(scores, 0.25, random_state=gen_a),
+                                  top_fraction(scores, 0.25, random_state=gen_b))
+    assert not top_fraction(scores, 0.0).any() and top_fraction(scores, 1.0).all()
+    with pytest.raises(ValueError, match="fraction"):
+        top_fraction(scores, 1.5)
+    with pytest.raises(ValueError, match="1-D"):
+        top_fraction(scores[None, :], 0.5)
+

@@ -11,6 +11,7 @@ import pytest
 
 from audit.config import GeometryConfig
 from audit.context import Context
+from audit.geometry import sample_rows
 from audit.errors import ConfigError
 from audit.latents import LatentSet
 from audit.metrics import hnsw_index, knn, knn_approximate, knn_recall
@@ -151,7 +152,7 @@ def test_a_reused_index_gives_the_same_graph_as_a_fresh_one():
 
 def test_context_builds_one_index_per_searched_set(monkeypatch):
     pytest.importorskip("faiss")
-    import audit.context as context_mod
+    import audit.geometry.neighbors as context_mod
     built = []
     real = context_mod.hnsw_index
 
@@ -182,7 +183,7 @@ def test_context_approximate_records_recall_equal_to_a_recomputation():
     assert rec["method"] == "approximate" and rec["index"] == "faiss.IndexHNSWFlat"
     assert rec["recall_queries"] == 1000
     # recompute: the same seeded query sample, searched exactly
-    rows = ctx._sample(len(x), 1000, "geometry.knn.recall_queries")
+    rows = sample_rows(len(x), 1000, ctx.rng("geometry.knn.recall_queries"))
     _, exact = knn(ctx.space, k=10)
     assert rec["recall_at_k"] == pytest.approx(knn_recall(nb[rows], exact[rows]), abs=1e-5)
     assert rec["recall_at_k"] >= 0.9
@@ -268,7 +269,7 @@ def test_coverage_searches_the_data_index_when_graphs_are_approximate(monkeypatc
     def run(mode):
         ctx = Context(lset(data), reference=lset(ref),
                       geometry=GeometryConfig(map="pca", knn=mode, k=5), seed=2)
-        ctx.prepare()
+        ctx.warm("knn", "reference_knn", "cross_knn")     # as the pipeline does
         return ctx, coverage.reference_uncovered(ctx, k=5)
 
     exact_ctx, (unc_exact, _) = run("exact")
@@ -284,7 +285,7 @@ def test_coverage_searches_the_data_index_when_graphs_are_approximate(monkeypatc
     monkeypatch.setattr(nb_mod, "knn", spy)
     approx_ctx, (unc_approx, near) = run("approximate")
     assert real_knn is None                     # _coverage imports knn lazily: spy is seen
-    assert list(approx_ctx.__dict__["_hnsw"]) == ["knn"]    # only the data index is kept
+    assert list(approx_ctx._indexes) == ["data"]    # only the data index is kept
     assert not [n for n in calls if n not in (1000,)]       # recall samples only
     assert (unc_approx == unc_exact).mean() >= 0.99
     assert unc_approx[gap].mean() >= 0.9 and unc_approx[~gap].mean() <= 0.05

@@ -127,3 +127,16 @@ def test_wilson_edge_cases():
 def test_poisson_tail_pvalues():
     assert float(poisson_excess_pvalue(5, 2.0)) == pytest.approx(stats.poisson.sf(4, 2.0))
     assert float(poisson_deficit_pvalue(0, 10.0)) == pytest.approx(np.exp(-10))
+
+
+def test_knn_leaves_torch_threads_alone(monkeypatch):
+    """No global state: the search never sets torch's thread count (issue 13, item 8)."""
+    import torch
+    before = torch.get_num_threads()
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    x = np.random.default_rng(0).standard_normal((3000, 8)).astype(np.float32)
+    d, i = knn(x, k=5, tile_size=256)            # the tiled path, several blocks
+    assert not calls and torch.get_num_threads() == before
+    bd, bi = brute(x, 5)
+    np.testing.assert_array_equal(i, bi)

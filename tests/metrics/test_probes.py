@@ -12,11 +12,12 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from audit.metrics import _probes
-from audit.metrics._probes import (attribute_association, direction_consistency,
-                                   direction_cosines, entanglement_analysis,
-                                   joint_directions, leakage_matrix, partial_probes,
-                                   probe_score, shift_leakage)
+from audit.metrics import _direction_consistency, _directions, _edit_leakage, _probes
+from audit.metrics._direction_consistency import direction_consistency
+from audit.metrics._directions import (attribute_association, direction_cosines,
+                                       joint_directions, leakage_matrix, partial_probes)
+from audit.metrics._edit_leakage import entanglement_analysis, shift_leakage
+from audit.metrics._probes import probe_score
 
 
 def planted(seed, n=1500, noise=0.3):
@@ -30,8 +31,9 @@ def planted(seed, n=1500, noise=0.3):
 
 
 def test_doctests_pass():
-    res = doctest.testmod(_probes, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.failed == 0 and res.attempted > 30
+    res = [doctest.testmod(m, optionflags=doctest.NORMALIZE_WHITESPACE)
+           for m in (_probes, _directions, _edit_leakage, _direction_consistency)]
+    assert sum(r.failed for r in res) == 0 and sum(r.attempted for r in res) > 30
 
 
 # ---- probe_score ----------------------------------------------------------------------------

@@ -18,7 +18,16 @@
   }
   function plain(o) { return Array.prototype.slice.call(unpack(o)); }
   P.x = plain(P.x); P.y = plain(P.y);
-  Object.keys(P.columns).forEach(function (k) { P.columns[k] = plain(P.columns[k]); });
+  // every numeric per-sample column of the checks, keyed "<check>.<column>"; booleans come
+  // packed as u8 (audit/report/html.py pack_array)
+  var BOOLEAN = new Set();
+  Object.keys(P.columns).forEach(function (k) {
+    if (P.columns[k].$packed === "u8") BOOLEAN.add(k);
+    P.columns[k] = plain(P.columns[k]);
+  });
+  // the columns the map itself uses, by name
+  var CLUSTER = own(P.columns, "clusters.cluster"), RATIO = own(P.columns, "outliers.isolation_ratio"),
+    GLOSH = own(P.columns, "outliers.glosh");
   Object.keys(P.metadata).forEach(function (c) {
     var m = P.metadata[c];
     if (m.kind === "numeric") {
@@ -91,21 +100,31 @@
       var v = P.metadata[c].values[i];
       parts.push(esc(short(c, 30)) + ": " + esc(short(v === null ? "<missing>" : (typeof v === "number" ? num(v) : v), 60)));
     });
-    if (P.columns.cluster) parts.push("cluster: " + clusterName(P.columns.cluster[i]).replace("cluster ", ""));
-    if (P.columns.isolation_ratio) parts.push("isolation ratio: " + num(P.columns.isolation_ratio[i]));
+    if (CLUSTER) parts.push("cluster: " + clusterName(CLUSTER[i]).replace("cluster ", ""));
+    if (RATIO) parts.push("isolation ratio: " + num(RATIO[i]));
     hover.push(parts.join("<br>"));
   }
   var modes = [];
-  if (P.columns.cluster) modes.push({label: "cluster", kind: "categorical",
-    values: P.columns.cluster.map(clusterName),
+  if (CLUSTER) modes.push({label: "cluster", kind: "categorical",
+    values: CLUSTER.map(clusterName),
     colour: function (cat) { return cat === "noise" ? NOISE : clusterColour(cat.replace("cluster ", "")); }});
   P.color_by.forEach(function (c) {
     var m = P.metadata[c];
     modes.push({label: c, kind: m.kind, values: m.values});
   });
-  if (P.columns.isolation_ratio) modes.push({label: "outlier score (log10 isolation ratio)",
-    kind: "numeric", values: P.columns.isolation_ratio.map(function (v) { return Math.log10(Math.max(v, 1e-6)); })});
-  if (P.columns.glosh) modes.push({label: "GLOSH outlier score", kind: "numeric", values: P.columns.glosh});
+  if (RATIO) modes.push({label: "outlier score (log10 isolation ratio)",
+    kind: "numeric", values: RATIO.map(function (v) { return Math.log10(Math.max(v, 1e-6)); })});
+  if (GLOSH) modes.push({label: "GLOSH outlier score", kind: "numeric", values: GLOSH});
+  // every other per-sample column a check returned: flags as categories, numbers on a scale
+  Object.keys(P.columns).forEach(function (k) {
+    if (k === "clusters.cluster" || k === "outliers.isolation_ratio" || k === "outliers.glosh") return;
+    var v = P.columns[k];
+    if (BOOLEAN.has(k)) {
+      modes.push({label: k, kind: "categorical", values: v.map(function (b) { return b ? "yes" : "no"; })});
+    } else {
+      modes.push({label: k, kind: "numeric", values: v.map(function (x) { return isNaN(x) ? null : x; })});
+    }
+  });
   if (!modes.length) modes.push({label: "none", kind: "none", values: []});
 
   var select = document.getElementById("colour-by");
@@ -205,8 +224,8 @@
       var lines = [id].concat(P.color_by.map(function (c) {
         var v = P.metadata[c].values[i];
         return c + ": " + (v === null ? "<missing>" : (typeof v === "number" ? num(v) : v)); }));
-      if (P.columns.cluster) lines.push("cluster: " + clusterName(P.columns.cluster[i]).replace("cluster ", ""));
-      if (P.columns.isolation_ratio) lines.push("isolation ratio: " + num(P.columns.isolation_ratio[i]));
+      if (CLUSTER) lines.push("cluster: " + clusterName(CLUSTER[i]).replace("cluster ", ""));
+      if (RATIO) lines.push("isolation ratio: " + num(RATIO[i]));
       lines.forEach(function (l, k) { var d = document.createElement("div"); d.textContent = l;
         if (k === 0) d.style.fontWeight = "600"; txt.appendChild(d); });
       var muted = document.querySelector("#hover-panel > .muted");
@@ -240,18 +259,49 @@
     });
   });
 
-  // ---- the figure registry: each check's script registers the kinds it draws ------------
-  var drawers = new Map();
+  // ---- the figure registry --------------------------------------------------------------
+  // Kinds are namespaced per check: the page runs LatentAudit.forCheck("<check>") before
+  // figures/<check>.js, whose register("kind", fn) then draws that check's figures of that
+  // kind only, so two checks may use one kind name without clashing; one script
+  // registering a kind twice is an error. Built-in kinds (below) serve every check.
+  var drawers = new Map(), BUILTIN = "", scope = BUILTIN;
+  function drawer(check, kind) {
+    return drawers.get(check + "/" + kind) || drawers.get(BUILTIN + "/" + kind);
+  }
+  function register(kind, fn) {
+    var key = scope + "/" + kind;
+    if (drawers.has(key)) {
+      throw new Error("figure kind " + kind + " is registered twice" +
+                      (scope ? " by figures/" + scope + ".js" : " (built in)"));
+    }
+    drawers.set(key, fn);
+  }
+  // built in: a histogram of one of the check's per-sample columns (on the drawn points),
+  // {"kind": "histogram", "column": "<column>", "title": ..., "threshold": ..., "log_y": ...}
+  register("histogram", function (id, fig, D) {
+    var v = own(P.columns, fig.check + "." + fig.column) || [];
+    var layout = {title: {text: esc(fig.title || fig.column) + (P.sampled ? ", on the plotted sample" : "")},
+      margin: {l: 50, r: 10, t: 40, b: 40}, xaxis: {title: {text: esc(fig.column)}},
+      yaxis: {title: {text: "points"}, type: fig.log_y ? "log" : "linear"}};
+    if (typeof fig.threshold === "number") {
+      layout.shapes = [{type: "line", x0: fig.threshold, x1: fig.threshold, yref: "paper", y0: 0, y1: 1,
+                        line: {color: "#c62828", dash: "dash"}}];
+    }
+    Plotly.newPlot(id, [{type: "histogram", nbinsx: 60, marker: {color: PALETTE[0]},
+      x: v.filter(function (x) { return !isNaN(x); })}], layout, CONFIG);
+  });
   window.LatentAudit = {
     data: D, points: P, densityTrace: densityTrace, unpack: unpack, esc: esc, short: short, palette: PALETTE, config: CONFIG,
     own: own, safe: safe, num: num, pval: pval, clusterColour: clusterColour, clusterName: clusterName,
     categoryColours: categoryColours,
-    register: function (kind, fn) { drawers.set(kind, fn); },
+    forCheck: function (check) { scope = String(check); },
+    register: register,
+    drawer: drawer,
     drawAll: function () {
       D.figures.forEach(function (f) {
         if (f.kind === "map") { drawMap(); bindHover(); return; }
-        var fn = drawers.get(f.kind);
-        if (!fn) { console.warn("no drawer for figure kind " + f.kind); return; }
+        var fn = drawer(f.check, f.kind);
+        if (!fn) { console.warn("no drawer for figure kind " + f.kind + " of check " + f.check); return; }
         try { fn(f.id, f, D); } catch (e) { console.error("figure " + f.id + ": " + e); }
       });
     }

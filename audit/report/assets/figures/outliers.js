@@ -2,7 +2,7 @@
 (function (LA) {
   "use strict";
   LA.register("outlier_hist", function (id, fig, D) {
-    var P = LA.points, r = P.columns.isolation_ratio || [];
+    var P = LA.points, r = LA.own(P.columns, "outliers.isolation_ratio") || [];
     var thr = D.checks.outliers.tables.threshold;
     Plotly.newPlot(id, [{type: "histogram", nbinsx: 60, marker: {color: LA.palette[0]},
       x: r.map(function (v) { return Math.log10(Math.max(v, 1e-6)); })}],
