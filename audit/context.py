@@ -6,9 +6,6 @@ docs/developing-checks.md) and never build their own.
 """
 from __future__ import annotations
 
-import functools
-import logging
-import time
 from typing import Any
 
 import numpy as np
@@ -18,34 +15,14 @@ from .config import AuditConfig, GeometryConfig
 from .errors import ConfigError
 from .geometry import Clusters, Map2D
 from .latents import LatentSet
+from .lazy import cached, timed_product
 from .metrics import twonn_dimension
 from .streams import stream as named_stream
-
-log = logging.getLogger("audit")
 
 __all__ = ["Context", "Clusters", "Map2D"]
 
 _PLACE_AMONG = 10_000    # place_on_map looks among a seeded sample of this many points
 _MAP_DIMS = 50           # the map is fitted on at most this many PCA components
-cached = functools.cached_property
-
-
-def _timed(name: str):
-    """A product computed on first use, once, its seconds kept as ``geometry.<name>``
-    (a product that is None, e.g. the reference's without one, is not timed)."""
-    def wrap(fn):
-        @functools.wraps(fn)
-        def product(self):
-            t0 = time.perf_counter()
-            log.info("geometry: %s ...", name)
-            out = fn(self)
-            if out is not None:
-                self.timings[f"geometry.{name}"] = round(time.perf_counter() - t0, 3)
-            return out
-        return cached(product)
-    return wrap
-
-
 class Context:
     """Lazily computed geometry of the data (and of the reference, if any); read-only."""
 
@@ -107,7 +84,7 @@ class Context:
         """The data latents z-scored (each dimension mean 0, variance 1), for probes."""
         return self.standardize(self.data.latents)
 
-    @_timed("pca")
+    @timed_product("pca")
     def pca(self):
         """sklearn PCA of the scaled data (fitted on at most 100,000 rows)."""
         return geo.fit_pca(self.scale(self.data.latents), random_state=self.seed,
@@ -121,15 +98,12 @@ class Context:
         return geo.analysis_dims(self.pca.explained_variance_ratio_, self.settings.pca_variance)
 
     def project(self, x: np.ndarray, dims: int | None = None) -> np.ndarray:
-        """Latents scaled and rotated onto the data's PCA, first ``dims`` components
-        (``None``: the analysis space, where every distance is measured)."""
+        """Latents onto the data's PCA, first ``dims`` components (None: analysis space)."""
         if dims is None and self.space_dims == self.data.dim:
             return geo.project(x, self._scaler, None, self.space_dims)     # no rotation
         return geo.project(x, self._scaler, self.pca, dims or self.space_dims)
 
-    def to_space(self, x: np.ndarray) -> np.ndarray:
-        """Latents in the analysis space (``project(x)``)."""
-        return self.project(x)
+    to_space = project           # latents in the analysis space
 
     def projected(self, dims: int | None) -> np.ndarray:
         """The data in its first ``dims`` PCA components (``None``: ``space``), cached."""
@@ -150,8 +124,7 @@ class Context:
     # -- neighbours ----------------------------------------------------------------------
     def _graph(self, name: str, x: np.ndarray, k: int, y: np.ndarray | None = None,
                searched: str = "data") -> tuple[np.ndarray, np.ndarray]:
-        """A graph per ``geometry.knn``; the HNSW index of the set it searched is kept
-        (the reference's until both of its graphs are built)."""
+        """A graph per ``geometry.knn``, keeping the HNSW index of the set it searched."""
         s = self.settings
         g = geo.neighbour_graph(name, x, k, y=y, mode=s.knn, exact_max=s.knn_exact_max,
                                 min_recall=s.knn_min_recall, index=self._indexes.get(searched),
@@ -164,14 +137,14 @@ class Context:
             self._indexes.pop("reference", None)
         return g.distances, g.indices
 
-    @_timed("knn")
+    @timed_product("knn")
     def knn(self) -> tuple[np.ndarray, np.ndarray]:
         """The kNN graph of the data in the analysis space: (distances, indices), n×k."""
         if self.n < 3:
             raise ValueError("need at least 3 points for a neighbour graph")
         return self._graph("knn", self.space, self.k)
 
-    @_timed("reference_knn")
+    @timed_product("reference_knn")
     def reference_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The kNN graph within the reference (same k), in the same space."""
         if self.reference is None:
@@ -179,7 +152,7 @@ class Context:
         k = int(min(self.settings.k, self.reference.n - 1))
         return self._graph("reference_knn", self.reference_space, k, searched="reference")
 
-    @_timed("cross_knn")
+    @timed_product("cross_knn")
     def cross_knn(self) -> tuple[np.ndarray, np.ndarray] | None:
         """For every data point, its nearest reference points: (distances, indices), n×k."""
         return None if self.reference is None else self._graph(
@@ -226,12 +199,12 @@ class Context:
         return geo.fit_clusters(x, rng=self.rng(stream), sample=s.cluster_sample,
                                 min_cluster_size=s.min_cluster_size, min_samples=s.min_samples)
 
-    @_timed("clusters")
+    @timed_product("clusters")
     def clusters(self) -> Clusters:
         """HDBSCAN on the leading PCA dimensions, fitted on a sample and extended."""
         return self._clusters(self.cluster_space, "geometry.clusters.fit_rows")
 
-    @_timed("reference_clusters")
+    @timed_product("reference_clusters")
     def reference_clusters(self) -> np.ndarray | None:
         """HDBSCAN labels of the reference (-1 noise), fitted like ``clusters``."""
         if self.reference is None:
@@ -239,7 +212,7 @@ class Context:
         x = self.project(self.reference.latents, self._cluster_dims).astype(np.float64)
         return self._clusters(x, "geometry.reference_clusters.fit_rows").labels
 
-    @_timed("map")
+    @timed_product("map")
     def map2d(self) -> Map2D:
         """The 2-D map: fitted on at most ``map_sample`` points, the rest placed."""
         method = geo.map_method(self.settings.map)
@@ -254,8 +227,7 @@ class Context:
         return None if self.space_dims <= _MAP_DIMS else _MAP_DIMS
 
     def place_on_map(self, latents: np.ndarray) -> np.ndarray:
-        """2-D map positions for other latents: the PCA map's projection, or beside their
-        5 nearest of a seeded sample of data points (inverse-distance weights)."""
+        """2-D map positions for other latents (beside their nearest data points)."""
         m, latents = self.map2d, np.asarray(latents, dtype=np.float32)
         if m.method == "pca":
             return geo.pca_map(self.project(latents, 2)).coords
@@ -263,7 +235,7 @@ class Context:
         return geo.place_on_map(self.project(latents, self._map_dims),
                                 self.projected(self._map_dims)[among], m.coords[among])
 
-    @_timed("reference_map")
+    @timed_product("reference_map")
     def reference_map2d(self) -> np.ndarray | None:
         """The reference placed on the data's 2-D map (see ``place_on_map``)."""
         return None if self.reference is None else self.place_on_map(self.reference.latents)
