@@ -1,7 +1,7 @@
-"""Checks: one module each, discovered through the registry.
+"""Checks: one module (or small package) each, discovered through the registry.
 
-Every module in this package is imported here, so a new check is one new file with a
-``@register``-ed class; nothing else needs editing.
+Every module and package in this package is imported here, so a new check is one new
+file (or folder) with a ``@register``-ed class; nothing else needs editing.
 """
 import importlib
 import pkgutil
