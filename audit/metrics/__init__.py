@@ -35,6 +35,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "_probes": ("probe_score", "logistic_probe", "out_of_fold",),
     "_regions": ("chance_uncovered_rate", "depth_pvalue", "uncovered_depth", "gap_regions",),
     "_sap_dci": ("dci_scores", "sap_score",),
+    "_similarity": ("cka_linear", "knn_overlap", "linear_map_residual", "mean_knn_overlap",
+                    "procrustes_residual",),
     "_stats": ("benjamini_hochberg", "poisson_critical_count", "poisson_deficit_pvalue",
                "poisson_excess_pvalue", "wilson_interval",),
     "_validation": ("MISSING_GROUP", "is_missing",),
