@@ -12,10 +12,11 @@ import pkgutil
 import numpy as np
 import pytest
 
+import audit.compare
 import audit.geometry
 import audit.metrics
 
-_PACKAGES = (audit.metrics, audit.geometry)
+_PACKAGES = (audit.metrics, audit.geometry, audit.compare)
 _MODULES = ["audit.columns", "audit.streams", "audit.formatting", "audit.decoding"] + sorted(
     m.name for pkg in _PACKAGES
     for m in pkgutil.walk_packages(pkg.__path__, prefix=pkg.__name__ + "."))
