@@ -1,7 +1,8 @@
 """The ``latent-audit`` command: parse, call the library, turn outcomes into exit codes.
 
 Exit codes: 0 ran and every gate passed; 1 ran and a gate failed; 2 bad config or input;
-3 ran but a check errored (the report is still written, with the error in it).
+3 ran but a check errored (the report is still written, with the error in it); for
+``compare``, 3 is a gate that could not be evaluated, or an internal error.
 """
 from __future__ import annotations
 
@@ -145,6 +146,114 @@ def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet:
         sys.exit(EXIT_BAD_INPUT)
     click.echo(f"latent-audit: wrote {manifest['n']} × {manifest['dim']} latents to {out}",
                err=True)
+
+
+def _parse_gate_options(gates: Sequence[str]) -> list:
+    """``--gate`` expressions, parsed as a config's ``gates:`` (``metric op number``)."""
+    from pydantic import ValidationError
+
+    from .config import GateConfig
+    try:
+        raw = AuditConfig._parse_gates(list(gates))
+        return [GateConfig.model_validate(g) for g in raw]
+    except (ValueError, ValidationError) as exc:
+        msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError) and exc.errors()
+               else str(exc))
+        raise click.BadParameter(msg, param_hint="--gate") from None
+
+
+def _write_comparison(comparison, out_dir: Path) -> dict[str, Path]:
+    """comparison.json, and report.html and summary.md when the renderers are installed,
+    written atomically into ``out_dir``."""
+    import json
+
+    from .io import atomic_outputs
+    paths = {"comparison": out_dir / "comparison.json"}
+    try:
+        from .report.compare_html import render_comparison_html
+    except ImportError:
+        render_comparison_html = None
+    try:
+        from .report.compare_markdown import render_comparison_summary
+    except ImportError:
+        render_comparison_summary = None
+    doc = comparison.to_json()
+    with atomic_outputs(out_dir) as stage:
+        (stage / "comparison.json").write_text(json.dumps(doc, indent=2, allow_nan=False),
+                                               encoding="utf-8")
+        if render_comparison_summary is not None:
+            (stage / "summary.md").write_text(render_comparison_summary(doc),
+                                              encoding="utf-8")
+            paths["summary"] = out_dir / "summary.md"
+        if render_comparison_html is not None:
+            render_comparison_html(doc, comparison.points, stage / "report.html")
+            paths["report"] = out_dir / "report.html"
+    if render_comparison_html is None or render_comparison_summary is None:
+        log.info("report.html / summary.md not written: the comparison renderers are not "
+                 "installed in this version")
+    return paths
+
+
+@cli.command("compare")
+@click.argument("baseline", type=click.Path(path_type=Path))
+@click.argument("candidate", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="output folder (comparison.json, report.html, summary.md)")
+@click.option("--gate", "gates", multiple=True, metavar="EXPR",
+              help="release gate 'metric op number', e.g. 'compare.cka_linear >= 0.9' "
+                   "(repeatable; exit 1 when one fails)")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="random seed of every draw")
+@click.option("--k", type=click.IntRange(min=1), default=15, show_default=True,
+              help="neighbours per point")
+@click.option("--fail-on", type=click.Choice(["never", "warning", "critical"]),
+              default="never", show_default=True,
+              help="also fail when a comparison finding at or above this severity exists")
+@_debug
+@_quiet
+def compare_cmd(baseline: Path, candidate: Path, out: Path, gates: tuple[str, ...],
+                seed: int, k: int, fail_on: str, debug: bool, quiet: bool) -> None:
+    """Compare CANDIDATE's latent space with BASELINE's, over the points both hold.
+
+    Each side is the output folder of `latent-audit run` (findings.json and store/) or a
+    latent store written by `latent-audit encode`; points are matched by id. Writes
+    comparison.json (and report.html, summary.md) to --out; see docs/compare.md.
+    """
+    from .io import out_lock
+    from .logs import setup_logging
+    setup_logging(2 if debug else (0 if quiet else 1))
+    parsed = _parse_gate_options(gates)
+    try:
+        from .compare.run import compare, load_side
+        with out_lock(out):
+            base = load_side(baseline, role="baseline")
+            cand = load_side(candidate, role="candidate")
+            comparison = compare(base, cand, seed=seed, k=k, gates=parsed,
+                                 fail_on=fail_on)  # type: ignore[arg-type]
+            paths = _write_comparison(comparison, out)
+    except AuditError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"latent-audit: error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001 - a bug, not the user's input: exit 3
+        if debug:
+            traceback.print_exc()
+        click.echo(f"latent-audit: internal error: {exc.__class__.__name__}: {exc} "
+                   "(rerun with --debug for the traceback)", err=True)
+        sys.exit(EXIT_CHECK_ERROR)
+    for g in comparison.gates:
+        log.log(logging.WARNING if not g.passed else logging.INFO, "gate %s", g.details)
+    flagged = [f for f in comparison.findings if f.severity != "info"]
+    click.echo(f"latent-audit: {comparison.verdict.upper()}: {comparison.run['matched']} "
+               f"points matched, {len(flagged)} flagged finding(s), "
+               f"{sum(not g.passed for g in comparison.gates)}/{len(comparison.gates)} "
+               f"gate(s) failed. Output: {paths.get('report', paths['comparison'])}", err=True)
+    if comparison.verdict == "fail":
+        sys.exit(EXIT_GATE_FAILED)
+    if comparison.verdict == "error":
+        sys.exit(EXIT_CHECK_ERROR)
+    sys.exit(EXIT_OK)
 
 
 @cli.command("validate")

@@ -27,9 +27,10 @@ from .errors import InputError
 
 __all__ = ["OWN_NAMES", "atomic_outputs", "out_lock", "write_text_atomic"]
 
-# What a run (``write_outputs``) or an ``encode`` (a latent store) writes in ``--out``.
+# What a run (``write_outputs``), an ``encode`` (a latent store) or a ``compare``
+# (comparison.json, report.html, summary.md) writes in ``--out``.
 OWN_NAMES = frozenset({"findings.json", "per_sample.parquet", "summary.md", "report.html",
-                       "model", "store",
+                       "comparison.json", "model", "store",
                        "reference-store", "manifest.json", "latents", "metadata.parquet",
                        "thumbnails.npy"})
 

@@ -19,8 +19,10 @@ from .neighbourhoods import (
                     neighbourhood_regions,
                     neighbourhood_scores,
 )
+from .run import COMPARISON_SCHEMA, Comparison, Side, compare, load_side
 
-__all__ = ["ClusterMapping", "FindingsDiff", "Matched", "NeighbourhoodChange", "ProbeChange",
+__all__ = ["COMPARISON_SCHEMA", "Comparison", "Side", "compare", "load_side",
+           "ClusterMapping", "FindingsDiff", "Matched", "NeighbourhoodChange", "ProbeChange",
            "analysis_space", "diff_findings", "diff_summary", "probe_changes",
            "probe_findings", "probe_metrics",
            "cluster_labels", "cluster_mapping", "cluster_space", "delta_metrics",
