@@ -23,10 +23,22 @@ EXIT_ABORTED = 130          # Ctrl-C, at any moment: "latent-audit: aborted"
 log = logging.getLogger("audit")
 
 
-def demo_config(*, n: int | None = None, epochs: int | None = None) -> AuditConfig:
-    """The embedded demo config, optionally scaled down (for tests and quick looks)."""
+#: what ``latent-audit demo --compare`` changes for its candidate: a smaller latent space
+#: (6 instead of 8), everything else (data, ids, VAE seed, checks) the baseline's
+DEMO_CANDIDATE = {"name": "demo-candidate", "latent_dim": 6}
+
+
+def demo_config(*, n: int | None = None, epochs: int | None = None,
+                candidate: bool = False) -> AuditConfig:
+    """The embedded demo config, optionally scaled down (for tests and quick looks).
+
+    ``candidate=True``: the candidate of ``demo --compare`` (:data:`DEMO_CANDIDATE`).
+    """
     import yaml
     raw = yaml.safe_load(resources.files("audit").joinpath("demo.yaml").read_text("utf-8"))
+    if candidate:
+        raw["name"] = DEMO_CANDIDATE["name"]
+        raw["encoder"]["demo_vae"]["latent_dim"] = DEMO_CANDIDATE["latent_dim"]
     if n is not None:
         raw["data"]["builtin"]["n"] = n
         raw["reference"]["builtin"]["n"] = max(n // 2, 50)
@@ -111,11 +123,41 @@ def run_cmd(config: Path, out: Path | None, debug: bool, quiet: bool) -> None:
               help="images in the demo set (default 3000)")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="VAE training epochs (default 30)")
+@click.option("--compare", "with_compare", is_flag=True,
+              help="also audit a candidate VAE (latent_dim 6) and compare the two: "
+                   "writes OUT/baseline, OUT/candidate and OUT/comparison")
 @_debug
 @_quiet
-def demo_cmd(out: Path, n: int | None, epochs: int | None, debug: bool, quiet: bool) -> None:
-    """Build the shapes dataset, train the demo VAE, audit it, write reports/demo/."""
-    sys.exit(_execute(demo_config(n=n, epochs=epochs), out, debug, 0 if quiet else 1))
+def demo_cmd(out: Path, n: int | None, epochs: int | None, with_compare: bool, debug: bool,
+             quiet: bool) -> None:
+    """Build the shapes dataset, train the demo VAE, audit it, write reports/demo/.
+
+    With --compare: the same audit twice, the baseline VAE (latent_dim 8) into OUT/baseline
+    and a candidate VAE (latent_dim 6, same images and ids) into OUT/candidate, then
+    `latent-audit compare` of the two into OUT/comparison; exits with the comparison's code.
+    """
+    verbosity = 0 if quiet else 1
+    if not with_compare:
+        sys.exit(_execute(demo_config(n=n, epochs=epochs), out, debug, verbosity))
+    base_dir, cand_dir, cmp_dir = out / "baseline", out / "candidate", out / "comparison"
+    for cfg, where in ((demo_config(n=n, epochs=epochs), base_dir),
+                       (demo_config(n=n, epochs=epochs, candidate=True), cand_dir)):
+        code = _execute(cfg, where, debug, verbosity)
+        if code not in (EXIT_OK, EXIT_GATE_FAILED):   # a failed gate still leaves a run
+            sys.exit(code)
+    args = [str(base_dir), str(cand_dir), "--out", str(cmp_dir)]
+    args += ["--debug"] if debug else []
+    args += ["-q"] if quiet else []
+    try:
+        compare_cmd.main(args=args, standalone_mode=False)
+        code = EXIT_OK
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    report = cmp_dir / "report.html"
+    click.echo(f"latent-audit: demo --compare: baseline {base_dir / 'report.html'}, "
+               f"candidate {cand_dir / 'report.html'}, comparison "
+               f"{report if report.exists() else cmp_dir / 'comparison.json'}", err=True)
+    sys.exit(code)
 
 
 @cli.command("encode")

@@ -336,6 +336,10 @@ class AuditConfig(_Strict):
     cache: bool | Path | None = Field(
         None, description="folder of the encoding cache (default .cache/latent-audit next to "
                           "the config); false turns the cache off")
+    baseline: Path | None = Field(
+        None, description="a previous run's output folder (findings.json and store/) or a "
+                          "latent store: the run also compares its latents with it "
+                          "(compare.* and delta.* metrics, comparison.json)")
     config_path: Path | None = Field(None, exclude=True)
 
     @field_validator("cache", mode="before")
@@ -429,6 +433,8 @@ def _resolve_paths(cfg: AuditConfig, base: Path) -> AuditConfig:
             eu["sentence_transformers"] = str(_abs(base, Path(st).expanduser()))
         enc = enc.model_copy(update=eu)
         upd["encoder"] = enc
+    if cfg.baseline is not None:
+        upd["baseline"] = _abs(base, cfg.baseline)
     if cfg.cache is None or cfg.cache is True:
         upd["cache"] = base / ".cache" / "latent-audit"
     elif isinstance(cfg.cache, Path):

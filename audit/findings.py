@@ -179,6 +179,9 @@ class AuditResult:
     thumbnails: dict[str, str] = field(default_factory=dict)
     fail_on: Literal["never", "warning", "critical"] = "never"   # config ``fail_on``
     ids: np.ndarray | None = None     # every data point's id, in order (per_sample rows)
+    #: metrics computed beside the checks: with ``baseline:``, the comparison's
+    #: ``compare.*`` and ``delta.*`` (gates, findings.json and the reports see them)
+    extra_metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -186,6 +189,7 @@ class AuditResult:
         for c in self.checks:
             out.update(c.metrics)
         out.update({k: v for k, v in self.geometry.get("metrics", {}).items()})
+        out.update(self.extra_metrics)
         return dict(sorted(out.items()))
 
     @property

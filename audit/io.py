@@ -27,10 +27,11 @@ from .errors import InputError
 
 __all__ = ["OWN_NAMES", "atomic_outputs", "out_lock", "write_text_atomic"]
 
-# What a run (``write_outputs``), an ``encode`` (a latent store) or a ``compare``
-# (comparison.json, report.html, summary.md) writes in ``--out``.
+# What a run (``write_outputs``; with ``baseline:`` also comparison.json, comparison.html
+# and comparison.md), an ``encode`` (a latent store) or a ``compare`` (comparison.json,
+# report.html, summary.md) writes in ``--out``.
 OWN_NAMES = frozenset({"findings.json", "per_sample.parquet", "summary.md", "report.html",
-                       "comparison.json", "model", "store",
+                       "comparison.json", "comparison.html", "comparison.md", "model", "store",
                        "reference-store", "manifest.json", "latents", "metadata.parquet",
                        "thumbnails.npy"})
 

@@ -25,6 +25,22 @@ __all__ = ["AuditRun", "run", "write_outputs", "load_sets", "encode", "encode_st
            "write_store"]
 
 
+def _compare_baseline(config: AuditConfig, data: Any, results: list,
+                      metrics: dict[str, float]) -> Any:
+    """Compare this run's latents (the candidate, in memory) with ``config.baseline``."""
+    from .compare.run import Side, compare, load_side
+    from .preflight import COMPARE_METRICS, metric_declared
+    base = load_side(config.baseline, role="baseline")
+    doc = {"run": {"name": config.name, "attributes": list(config.attributes),
+                   "protected": list(config.protected)},
+           "metrics": dict(metrics),
+           "findings": [f.to_json() for r in results for f in r.findings]}
+    cand = Side(path=Path(config.config_path or config.name), kind="run", latents=data,
+                findings=doc, name=config.name)
+    gates = [g for g in config.gates if metric_declared(g.metric, COMPARE_METRICS)]
+    return compare(base, cand, seed=config.seed, k=config.geometry.k, gates=gates)
+
+
 @dataclass
 class AuditRun:
     """A finished audit: the result plus artifacts worth saving (e.g. the demo model)."""
@@ -90,6 +106,19 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     for r in results:
         metrics.update(r.metrics)
     metrics.update(geometry.get("metrics", {}))
+    comparison = None
+    if config.baseline is not None:    # the comparison with a previous run, before gates
+        t0 = time.perf_counter()
+        log.info("comparing with the baseline %s", config.baseline)
+        comparison = _compare_baseline(config, data, results, metrics)
+        metrics.update(comparison.metrics)
+        artifacts["comparison"] = comparison
+        timings["compare"] = round(time.perf_counter() - t0, 3)
+        flagged = [f for f in comparison.findings if f.severity != "info"]
+        log.info("baseline %s: %d points matched, %d comparison metric(s), %d flagged "
+                 "comparison finding(s) (in comparison.json, not in findings.json)",
+                 comparison.run["baseline"]["name"], comparison.run["matched"],
+                 len(comparison.metrics), len(flagged))
     gates = [evaluate_gate(g.metric, g.op, g.threshold, metrics) for g in config.gates]
     timings["total"] = round(time.perf_counter() - t_start, 3)
     run_info = {
@@ -101,15 +130,24 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
         "reference": ({"n": ref.n, **ref.provenance} if ref is not None else None),
         "attributes": list(config.attributes), "protected": list(config.protected),
     }
-    result = AuditResult(run=run_info, checks=results, gates=gates, points=points,
-                         geometry=geometry, timings=timings, thumbnails=thumbs,
-                         fail_on=config.fail_on, ids=data.ids)
+    common: dict[str, Any] = {"run": run_info, "checks": results, "gates": gates,
+                              "points": points, "geometry": geometry, "timings": timings,
+                              "thumbnails": thumbs, "fail_on": config.fail_on,
+                              "ids": data.ids}
+    if comparison is not None:
+        run_info["baseline"] = {
+            **comparison.run["baseline"], "matched": comparison.run["matched"],
+            "verdict": comparison.verdict, "file": "comparison.json",
+            "findings": sum(f.severity != "info" for f in comparison.findings)}
+        common["extra_metrics"] = dict(comparison.metrics)
+    result = AuditResult(**common)
     return AuditRun(result=result, artifacts=artifacts)
 
 
 def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
-    """Write findings.json, per_sample.parquet, summary.md, report.html and the audited
-    latent store(s) (``store/``, ``reference-store/``) atomically."""
+    """Write findings.json, per_sample.parquet, summary.md, report.html, the audited
+    latent store(s) (``store/``, ``reference-store/``) and, with ``baseline:``,
+    comparison.json, comparison.html and comparison.md, atomically."""
     from .report import render_html, render_summary, write_per_sample
     result = audit_run.result
     out_dir = Path(out_dir)
@@ -123,10 +161,33 @@ def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
         if model is not None:
             (stage / "model").mkdir()
             model.save(stage / "model" / "demo_vae.pt")
+        comparison = audit_run.artifacts.get("comparison")
+        if comparison is not None:                  # baseline: the comparison's files
+            _write_comparison(comparison, stage, out_dir)
         sets = audit_run.artifacts.get("sets") or {}
         for name, folder in (("data", "store"), ("reference", "reference-store")):
             if sets.get(name) is not None:          # the latents this run audited
                 store_from_set(stage / folder, sets[name])
-    return {"findings": out_dir / "findings.json",
-            "per_sample": out_dir / PER_SAMPLE_FILE, "summary": out_dir / "summary.md",
-            "report": out_dir / "report.html"}
+    paths = {"findings": out_dir / "findings.json",
+             "per_sample": out_dir / PER_SAMPLE_FILE, "summary": out_dir / "summary.md",
+             "report": out_dir / "report.html"}
+    if audit_run.artifacts.get("comparison") is not None:
+        paths.update({"comparison": out_dir / "comparison.json",
+                      "comparison_report": out_dir / "comparison.html",
+                      "comparison_summary": out_dir / "comparison.md"})
+    return paths
+
+
+def _write_comparison(comparison: Any, stage: Path, out_dir: Path) -> None:
+    """comparison.json, comparison.html and comparison.md into the staging folder."""
+    from .report.compare_html import render_comparison_html
+    from .report.compare_markdown import render_comparison_summary
+    comparison.run["candidate"]["path"] = str(out_dir)     # this run's output folder
+    doc = comparison.to_json()
+    (stage / "comparison.json").write_text(json.dumps(doc, indent=2, allow_nan=False),
+                                           encoding="utf-8")
+    # in a run's folder report.html is the audit's: the comparison's report has its own name
+    md = render_comparison_summary(doc).replace("Full report: `report.html`",
+                                                "Full report: `comparison.html`")
+    (stage / "comparison.md").write_text(md, encoding="utf-8")
+    render_comparison_html(doc, comparison.points, stage / "comparison.html")

@@ -15,16 +15,31 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from .columns import nested_rows
+from .columns import nested_rows, slug
 from .config import AuditConfig
 from .errors import ConfigError, InputError
 
 __all__ = ["preflight", "check_gates", "check_extras", "check_metadata_header",
-           "check_metadata_values", "metric_declared", "GEOMETRY_METRICS",
-           "MAX_ATTRIBUTE_ABS"]
+           "check_metadata_values", "check_baseline", "metric_declared", "GEOMETRY_METRICS",
+           "COMPARE_METRICS", "MAX_ATTRIBUTE_ABS"]
 
 #: metrics the shared geometry adds to every run (see ``Context.describe``)
 GEOMETRY_METRICS = ("geometry.intrinsic_dim", "geometry.knn_recall")
+
+#: metrics the comparison with ``baseline:`` adds to a run (see docs/compare.md); a gate
+#: on one of them needs a baseline
+COMPARE_METRICS = ("compare.*", "delta.*")
+
+#: the comparison's own metrics, whatever the data (``audit.compare.run.compare``); the
+#: probe metrics ``compare.probe.<column>.*`` exist for attribute and protected columns
+_COMPARE_NAMES = ("compare.matched", "compare.matched_count", "compare.cka_linear",
+                  "compare.cka_linear_debiased", "compare.knn_overlap",
+                  "compare.procrustes_residual", "compare.linear_map_residual",
+                  "compare.neighbourhood_score", "compare.neighbourhood_changed",
+                  "compare.clusters.kept", "compare.clusters.split",
+                  "compare.clusters.merged", "compare.clusters.vanished",
+                  "compare.clusters.dispersed", "compare.clusters.appeared")
+_PROBE_FIELDS = ("score_base", "score_cand", "delta")
 
 #: attribute, protected and outcome values beyond this magnitude are refused on load:
 #: their squares and sums stay finite in float64 and they survive float32 in the report
@@ -64,6 +79,9 @@ def check_gates(cfg: AuditConfig, checks: list, source: str | None = None) -> No
         if isinstance(g.threshold, float) and math.isnan(g.threshold):
             raise ConfigError(f"gate '{g.metric} {g.op} nan': a NaN threshold always fails",
                               source=source, key=key)
+        if metric_declared(g.metric, COMPARE_METRICS):
+            _check_compare_metric(cfg, g.metric, patterns, source, key)
+            continue
         if not metric_declared(g.metric, patterns):
             prefix = g.metric.split(".")[0]
             owners = [c.name for c in checks if c.name == prefix]
@@ -78,6 +96,80 @@ def check_gates(cfg: AuditConfig, checks: list, source: str | None = None) -> No
                 raise ConfigError(f"metric '{g.metric}' is only produced with {what}, and "
                                   "this config has none", source=source, key=key)
         _check_column_metric(cfg, g.metric, source, key)
+
+
+def _baseline_doc(cfg: AuditConfig) -> tuple[str, dict[str, Any] | None]:
+    """What ``baseline:`` is: ``("run", its findings.json)`` or ``("store", None)``;
+    anything else is an ``InputError`` naming the path and the key ``baseline``."""
+    from .compare.run import _read_findings
+    from .data.store import is_store
+    p = Path(cfg.baseline)
+    if not p.exists():
+        raise InputError("no such file or folder (baseline: a previous run's output folder "
+                         "or a latent store)", source=p, key="baseline")
+    if not p.is_dir():
+        raise InputError("is not a folder (baseline: a previous run's output folder or a "
+                         "latent store)", source=p, key="baseline")
+    if (p / "findings.json").is_file():
+        if not is_store(p / "store"):
+            raise InputError("is a run folder without its latents (no store/manifest.json; "
+                             "rerun that audit with this version of latent-audit, or give "
+                             "the latent store it read)", source=p, key="baseline")
+        return "run", _read_findings(p / "findings.json")
+    if is_store(p):
+        return "store", None
+    raise InputError("is neither a run folder (findings.json and store/) nor a latent store "
+                     "(manifest.json)", source=p, key="baseline")
+
+
+def check_baseline(cfg: AuditConfig) -> str | None:
+    """``baseline:``, when set, is a run folder or a latent store; returns its kind."""
+    if cfg.baseline is None:
+        return None
+    return _baseline_doc(cfg)[0]
+
+
+def _check_compare_metric(cfg: AuditConfig, metric: str, patterns: list[str], source: str,
+                          key: str) -> None:
+    """A gate on ``compare.*`` or ``delta.*``: there is a baseline, and the comparison
+    produces that metric (``delta.<m>``: both this run and a baseline run report ``m``)."""
+    if cfg.baseline is None:
+        raise ConfigError(f"metric '{metric}' is only produced by the comparison with a "
+                          "baseline (baseline: a previous run's output folder or a latent "
+                          "store), and this config has none", source=source, key=key)
+    if metric.startswith("compare."):
+        cols = [slug(c) for c in dict.fromkeys(list(cfg.attributes) + list(cfg.protected))]
+        names = list(_COMPARE_NAMES) + [f"compare.probe.{c}.{f}" for c in cols
+                                        for f in _PROBE_FIELDS]
+        if metric not in names:
+            hint = ("compare.probe.<column>.* exist for attribute and protected columns "
+                    f"(here: {cols or 'none'})" if metric.startswith("compare.probe.")
+                    else f"the comparison produces: {', '.join(_COMPARE_NAMES[:9])}, "
+                         "compare.clusters.*, compare.probe.<column>.*")
+            raise ConfigError(f"the comparison does not produce metric '{metric}'; {hint}",
+                              source=source, key=key)
+        return
+    inner = metric[len("delta."):]
+    kind, doc = _baseline_doc(cfg)
+    if kind != "run":
+        raise ConfigError(f"metric '{metric}' needs a baseline run folder (its findings.json "
+                          "holds the metrics to subtract); baseline: is a latent store",
+                          source=source, key=key)
+    if metric_declared(inner, COMPARE_METRICS) or not metric_declared(inner, patterns):
+        raise ConfigError(f"metric '{metric}': this run produces no metric '{inner}' (a "
+                          "delta is candidate - baseline of a metric both audits report)",
+                          source=source, key=key)
+    for pats, present, what in _NEEDS:
+        if metric_declared(inner, pats) and not present(cfg):
+            raise ConfigError(f"metric '{inner}' is only produced with {what}, and this "
+                              "config has none", source=source, key=key)
+    _check_column_metric(cfg, inner, source, key)
+    value = (doc.get("metrics") or {}).get(inner) if doc is not None else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) \
+            or not math.isfinite(value):
+        raise ConfigError(f"metric '{metric}': the baseline run "
+                          f"({cfg.baseline}) reports no finite value of '{inner}'",
+                          source=source, key=key)
 
 
 _BIAS_OVERALL = ("bias.tests", "bias.flagged", "bias.outcome.*", "bias.weat.*")
@@ -255,12 +347,14 @@ def check_metadata_values(metadata: pd.DataFrame, cfg: AuditConfig,
 
 def preflight(cfg: AuditConfig, source: str | None = None) -> list:
     """Build the checks and refuse, before any compute, what ``run`` would refuse later:
-    unknown checks or settings, gates on metrics no enabled check produces, NaN gate
+    unknown checks or settings, a ``baseline:`` that is neither a run folder nor a latent
+    store, gates on metrics no enabled check (or the comparison) produces, NaN gate
     thresholds, missing extras, and metadata columns that do not exist. Returns the
     checks."""
     from .checks import build_checks
     source = source or _source(cfg)
     checks = build_checks(cfg.checks, source=source)
+    check_baseline(cfg)
     check_gates(cfg, checks, source)
     check_extras(cfg, source)
     check_builtin(cfg, source)
