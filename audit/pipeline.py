@@ -25,7 +25,7 @@ __all__ = ["AuditRun", "run", "write_outputs", "load_sets", "encode", "encode_st
            "write_store"]
 
 
-def _compare_baseline(config: AuditConfig, data: Any, results: list,
+def _compare_baseline(config: AuditConfig, data: Any, ref: Any, results: list,
                       metrics: dict[str, float]) -> Any:
     """Compare this run's latents (the candidate, in memory) with ``config.baseline``."""
     from .compare.run import Side, compare, load_side
@@ -36,7 +36,7 @@ def _compare_baseline(config: AuditConfig, data: Any, results: list,
            "metrics": dict(metrics),
            "findings": [f.to_json() for r in results for f in r.findings]}
     cand = Side(path=Path(config.config_path or config.name), kind="run", latents=data,
-                findings=doc, name=config.name)
+                findings=doc, name=config.name, reference=ref)
     gates = [g for g in config.gates if metric_declared(g.metric, COMPARE_METRICS)]
     return compare(base, cand, seed=config.seed, k=config.geometry.k, gates=gates)
 
@@ -110,7 +110,7 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     if config.baseline is not None:    # the comparison with a previous run, before gates
         t0 = time.perf_counter()
         log.info("comparing with the baseline %s", config.baseline)
-        comparison = _compare_baseline(config, data, results, metrics)
+        comparison = _compare_baseline(config, data, ref, results, metrics)
         metrics.update(comparison.metrics)
         artifacts["comparison"] = comparison
         timings["compare"] = round(time.perf_counter() - t0, 3)

@@ -38,7 +38,10 @@ _COMPARE_NAMES = ("compare.matched", "compare.matched_count", "compare.cka_linea
                   "compare.neighbourhood_score", "compare.neighbourhood_changed",
                   "compare.clusters.kept", "compare.clusters.split",
                   "compare.clusters.merged", "compare.clusters.vanished",
-                  "compare.clusters.dispersed", "compare.clusters.appeared")
+                  "compare.clusters.dispersed", "compare.clusters.appeared",
+                  "compare.coverage.base", "compare.coverage.cand", "compare.coverage.delta",
+                  "compare.coverage.delta_low", "compare.coverage.delta_high",
+                  "compare.coverage.lost", "compare.coverage.gained")
 _PROBE_FIELDS = ("score_base", "score_cand", "delta")
 
 #: attribute, protected and outcome values beyond this magnitude are refused on load:

@@ -142,3 +142,36 @@ def test_store_baseline_gives_no_deltas(write_case, run_cli, baseline, tmp_path)
     cp.write_text(yaml.safe_dump(raw))
     code, _, err = run_cli("validate", cp)
     assert code == 2 and "latent store" in err
+
+
+def test_baseline_run_with_a_shared_reference_compares_coverage(tmp_path, run_cli):
+    """Both audits have the same reference: the run's in-memory reference is compared with
+    the baseline's reference-store/ (issue 14, item 5); a candidate that lost one blob
+    covers less of it, with an interval below zero."""
+    x, labels = blobs(900, 6, centers=3, seed=4)
+    ref, _ = blobs(450, 6, centers=3, seed=4)        # same centres (same seed), fresh points
+    ids = [f"p{i}" for i in range(len(x))]
+    np.save(tmp_path / "ref.npy", ref)
+    pd.DataFrame({"id": ids}).to_csv(tmp_path / "meta.csv", index=False)
+    np.save(tmp_path / "base.npy", x)
+    cand = x.copy()
+    lost = labels == 0                                  # the candidate collapses one blob
+    cand[lost] = x[lost].mean(axis=0) + 0.01 * np.random.default_rng(0).normal(
+        size=(int(lost.sum()), x.shape[1])).astype(np.float32)
+    np.save(tmp_path / "cand.npy", cand.astype(np.float32))
+    common = {"seed": 0, "geometry": {"map": "pca"}, "checks": CHECKS,
+              "reference": {"latents": "ref.npy"}}
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(
+        {"name": "base", "data": {"latents": "base.npy", "metadata": "meta.csv"}, **common}))
+    assert run_cli("run", tmp_path / "base.yaml", "--out", tmp_path / "b", "-q")[0] == 0
+    (tmp_path / "cand.yaml").write_text(yaml.safe_dump(
+        {"name": "cand", "data": {"latents": "cand.npy", "metadata": "meta.csv"},
+         "baseline": "b", "gates": ["compare.coverage.delta >= 0"], **common}))
+    code, _, err = run_cli("run", tmp_path / "cand.yaml", "--out", tmp_path / "c", "-q")
+    assert code == 1, err                                  # the coverage gate fails
+    doc = json.loads((tmp_path / "c" / "comparison.json").read_text())
+    cov = doc["coverage"]
+    assert cov is not None and cov["n"] == 450
+    assert cov["delta"] < -0.1 and cov["ci"][1] < 0
+    m = load_findings(tmp_path / "c")["metrics"]
+    assert m["compare.coverage.delta"] == pytest.approx(cov["delta"])

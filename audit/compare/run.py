@@ -37,6 +37,7 @@ from ..latents import LatentSet
 from ..streams import stream
 from ._space import cluster_space
 from .clusters import KINDS, ClusterMapping, cluster_labels, cluster_mapping
+from .coverage import CoverageChange, coverage_change
 from .findings_diff import FindingsDiff, diff_findings, diff_summary
 from .match import Matched, match_ids
 from .metrics import delta_metrics, similarity_metrics
@@ -66,6 +67,17 @@ class Side:
     latents: LatentSet
     findings: dict[str, Any] | None
     name: str
+    reference: LatentSet | None = None    # in memory (a run with ``baseline:``); else read
+
+    def reference_set(self) -> LatentSet | None:
+        """The reference this side's audit measured coverage against: in memory, or the
+        run folder's ``reference-store/``; None for a store or a run without one."""
+        if self.reference is not None:
+            return self.reference
+        folder = self.path / "reference-store"
+        if self.kind != "run" or not is_store(folder):
+            return None
+        return load_store_set(folder, None, section=f"{self.name} reference")
 
     @property
     def n(self) -> int:
@@ -175,6 +187,7 @@ class Comparison:
     matched: Matched | None = None
     fail_on: Literal["never", "warning", "critical"] = "never"
     base_metrics: dict[str, float] = field(default_factory=dict)   # the baseline audit's
+    coverage: CoverageChange | None = None
 
     def _failing_findings(self) -> list[Finding]:
         if self.fail_on not in ("warning", "critical"):
@@ -238,6 +251,7 @@ class Comparison:
             "probes": [asdict(p) for p in self.probes],
             "findings_diff": diff,
             "base_metrics": self.base_metrics,
+            "coverage": self.coverage.to_json() if self.coverage is not None else None,
         })
 
 
@@ -305,6 +319,27 @@ def _points(xb: np.ndarray, xc: np.ndarray, m: Matched, scores: np.ndarray, seed
             "base_xy": base_xy[rows].astype(np.float32),
             "cand_xy": cand_xy[rows].astype(np.float32),
             "sampled": bool(sampled), "n_total": int(n)}
+
+
+#: fewest reference ids both runs' reference stores must share for the coverage change
+MIN_REFERENCE_MATCH = 10
+
+
+def _coverage(baseline: Side, candidate: Side, seed: int) -> CoverageChange | None:
+    """The change in coverage of the reference both runs audited against (their
+    ``reference-store/``, matched by id), or ``None`` when a side is not a run, has no
+    reference, or fewer than :data:`MIN_REFERENCE_MATCH` reference ids match."""
+    rb, rc = baseline.reference_set(), candidate.reference_set()
+    if rb is None or rc is None:
+        return None
+    try:
+        m = match_ids(rb.ids, rc.ids, min_share=0.0, min_count=MIN_REFERENCE_MATCH)
+    except InputError as exc:
+        log.info("compare: no coverage change (%s)", exc)
+        return None
+    return coverage_change(baseline.latents.latents, rb.latents[m.base_index],
+                           candidate.latents.latents, rc.latents[m.cand_index],
+                           rng=stream(seed, "compare.coverage"), ids=m.ids)
 
 
 def compare(baseline: Side, candidate: Side, *, seed: int = 0, k: int = 15,
@@ -382,9 +417,14 @@ def compare(baseline: Side, candidate: Side, *, seed: int = 0, k: int = 15,
                                      candidate.findings.get("metrics") or {}))
         diff = diff_findings(baseline.findings, candidate.findings)
 
+    cov = _coverage(baseline, candidate, int(seed))
+    if cov is not None:
+        metrics.update(cov.metrics())
+
     metrics = dict(sorted(metrics.items()))
     findings = _worst_first([*change.findings, *mapping.findings,
-                             *(probe_findings(probes) if probes else [])])
+                             *(probe_findings(probes) if probes else []),
+                             *(cov.findings if cov is not None else [])])
     outcomes = [evaluate_gate(*_gate_parts(g), metrics) for g in gates]
     run = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "seed": int(seed), "k": int(k), "versions": _versions(),
@@ -394,4 +434,5 @@ def compare(baseline: Side, candidate: Side, *, seed: int = 0, k: int = 15,
                       clusters=mapping, probes=probes, findings_diff=diff,
                       points=_points(xb, xc, m, change.scores, seed, max_points),
                       neighbourhood=change, matched=m, fail_on=fail_on,
-                      base_metrics=dict((baseline.findings or {}).get("metrics") or {}))
+                      base_metrics=dict((baseline.findings or {}).get("metrics") or {}),
+                      coverage=cov)
