@@ -144,6 +144,15 @@ class GateOutcome:
         return jsonable(asdict(self))
 
 
+def failing_findings(findings, fail_on: str) -> list[Finding]:
+    """Flagged findings at or above the ``fail_on`` severity (none for ``never``): what
+    fails a run's or a comparison's verdict besides its gates."""
+    if fail_on not in ("warning", "critical"):
+        return []
+    bar = SEVERITY_RANK[fail_on]
+    return [f for f in findings if f.severity != "info" and SEVERITY_RANK[f.severity] <= bar]
+
+
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
         "==": operator.eq}
 
@@ -202,12 +211,7 @@ class AuditResult:
         return [c for c in self.checks if c.status == "error"]
 
     def _failing_findings(self) -> list[Finding]:
-        """Flagged findings at or above the ``fail_on`` severity (none for ``never``)."""
-        if self.fail_on not in ("warning", "critical"):
-            return []
-        bar = SEVERITY_RANK[self.fail_on]
-        return [f for f in self.findings
-                if f.severity != "info" and SEVERITY_RANK[f.severity] <= bar]
+        return failing_findings(self.findings, self.fail_on)
 
     @property
     def verdict(self) -> Literal["pass", "fail", "error"]:

@@ -30,6 +30,7 @@ from ..findings import (
     Finding,
     GateOutcome,
     evaluate_gate,
+    failing_findings,
     jsonable,
     natural_key,
 )
@@ -190,11 +191,7 @@ class Comparison:
     coverage: CoverageChange | None = None
 
     def _failing_findings(self) -> list[Finding]:
-        if self.fail_on not in ("warning", "critical"):
-            return []
-        bar = SEVERITY_RANK[self.fail_on]
-        return [f for f in self.findings
-                if f.severity != "info" and SEVERITY_RANK[f.severity] <= bar]
+        return failing_findings(self.findings, self.fail_on)
 
     @property
     def verdict(self) -> Literal["pass", "fail", "error"]:
