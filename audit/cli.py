@@ -47,6 +47,13 @@ def demo_config(*, n: int | None = None, epochs: int | None = None,
     return config_from_dict(raw, source="<demo>")
 
 
+def _verdict_exit(verdict: str, gates) -> int:
+    """Log each gate and map a verdict (a run's or a comparison's) to the exit code."""
+    for g in gates:
+        log.log(logging.WARNING if not g.passed else logging.INFO, "gate %s", g.details)
+    return {"fail": EXIT_GATE_FAILED, "error": EXIT_CHECK_ERROR}.get(verdict, EXIT_OK)
+
+
 def _execute(cfg: AuditConfig, out: Path | None, debug: bool, verbosity: int) -> int:
     from .logs import setup_logging
     from .io import out_lock
@@ -63,18 +70,13 @@ def _execute(cfg: AuditConfig, out: Path | None, debug: bool, verbosity: int) ->
         click.echo(f"latent-audit: error: {exc}", err=True)
         return EXIT_BAD_INPUT
     result = audit_run.result
-    for g in result.gates:
-        log.log(logging.WARNING if not g.passed else logging.INFO, "gate %s", g.details)
+    code = _verdict_exit(result.verdict, result.gates)
     flagged = [f for f in result.findings if f.severity != "info"]
     click.echo(f"latent-audit: {result.verdict.upper()}: {len(flagged)} flagged finding(s), "
                f"{sum(not g.passed for g in result.gates)}/{len(result.gates)} gate(s) failed"
                f"{f', {len(result.errored)} check(s) errored' if result.errored else ''}. "
                f"Report: {paths['report']}", err=True)
-    if result.verdict == "fail":
-        return EXIT_GATE_FAILED
-    if result.verdict == "error":
-        return EXIT_CHECK_ERROR
-    return EXIT_OK
+    return code
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -284,18 +286,13 @@ def compare_cmd(baseline: Path, candidate: Path, out: Path, gates: tuple[str, ..
         click.echo(f"latent-audit: internal error: {exc.__class__.__name__}: {exc} "
                    "(rerun with --debug for the traceback)", err=True)
         sys.exit(EXIT_CHECK_ERROR)
-    for g in comparison.gates:
-        log.log(logging.WARNING if not g.passed else logging.INFO, "gate %s", g.details)
+    code = _verdict_exit(comparison.verdict, comparison.gates)
     flagged = [f for f in comparison.findings if f.severity != "info"]
     click.echo(f"latent-audit: {comparison.verdict.upper()}: {comparison.run['matched']} "
                f"points matched, {len(flagged)} flagged finding(s), "
                f"{sum(not g.passed for g in comparison.gates)}/{len(comparison.gates)} "
                f"gate(s) failed. Output: {paths.get('report', paths['comparison'])}", err=True)
-    if comparison.verdict == "fail":
-        sys.exit(EXIT_GATE_FAILED)
-    if comparison.verdict == "error":
-        sys.exit(EXIT_CHECK_ERROR)
-    sys.exit(EXIT_OK)
+    sys.exit(code)
 
 
 @cli.command("validate")
