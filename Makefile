@@ -52,8 +52,8 @@ browser:
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get install -y -q postgresql >/dev/null 2>&1 || \
-	     (apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null)); \
+	    (DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null 2>&1 || \
+	     (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null)); \
 	  else echo "note: install Debian's postgresql for the service tests (sudo apt-get install -y postgresql)"; fi; \
 	fi
 

@@ -108,14 +108,54 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="only warnings and the
 @_out
 @_debug
 @_quiet
-def run_cmd(config: Path, out: Path | None, debug: bool, quiet: bool) -> None:
-    """Run the audit described by CONFIG (a YAML file)."""
+@click.option("--push", "push_url", default=None, metavar="URL",
+              help="then upload the output folder to this latent-audit server")
+@click.option("--project", default=None, help="with --push: the project to push to")
+@click.option("--version", "version", default=None, metavar="V",
+              help="with --push: the model's version [default: name @ short commit]")
+@click.option("--token", default=None,
+              help="with --push: a token for the project [env LATENT_AUDIT_TOKEN]")
+@click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
+              help="with --push: a label stored with the audit (repeatable)")
+def run_cmd(config: Path, out: Path | None, debug: bool, quiet: bool, push_url: str | None,
+            project: str | None, version: str | None, token: str | None,
+            labels: tuple[str, ...]) -> None:
+    """Run the audit described by CONFIG (a YAML file).
+
+    With --push URL --project NAME, the output folder is then uploaded to a latent-audit
+    server (`latent-audit push`); the exit code is the run's, or 1 when the release verdict
+    (against the project's pinned baseline) fails, or 2/4 when the push is refused/fails.
+    """
+    if push_url is None and (project or version or token or labels):
+        click.echo("latent-audit: error: --project, --version, --token and --label need "
+                   "--push URL", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if push_url is not None and not project:
+        click.echo("latent-audit: error: --push needs --project NAME", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if push_url is not None:
+        from .cli_service import push_options_error
+        why = push_options_error(push_url, project, labels)
+        if why:
+            click.echo(f"latent-audit: error: {why}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
     try:
         cfg = load_config(config)
     except AuditError as exc:
         click.echo(f"latent-audit: error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    sys.exit(_execute(cfg, out, debug, 0 if quiet else 1))
+    code = _execute(cfg, out, debug, 0 if quiet else 1)
+    if push_url is None or code == EXIT_BAD_INPUT:      # nothing written: nothing to push
+        sys.exit(code)
+    from .cli_service import EXIT_UNREACHABLE, push_folder
+    pushed = push_folder(Path(out) if out else Path("reports") / cfg.name, server=push_url,
+                         project=project, token=token, version=version, labels=labels,
+                         debug=debug)
+    if pushed in (EXIT_BAD_INPUT, EXIT_UNREACHABLE):    # refused, or the server unreachable
+        sys.exit(pushed)
+    if pushed == EXIT_GATE_FAILED:                      # the release verdict failed
+        sys.exit(EXIT_GATE_FAILED)
+    sys.exit(EXIT_CHECK_ERROR if pushed == EXIT_CHECK_ERROR and code == EXIT_OK else code)
 
 
 @cli.command("demo")
@@ -194,48 +234,20 @@ def encode_cmd(config: Path, out: Path, no_thumbnails: bool, debug: bool, quiet:
 
 def _parse_gate_options(gates: Sequence[str]) -> list:
     """``--gate`` expressions, parsed as a config's ``gates:`` (``metric op number``)."""
-    from pydantic import ValidationError
-
-    from .config import GateConfig
+    from .config import parse_gates
     try:
-        raw = AuditConfig._parse_gates(list(gates))
-        return [GateConfig.model_validate(g) for g in raw]
-    except (ValueError, ValidationError) as exc:
-        msg = (exc.errors()[0]["msg"] if isinstance(exc, ValidationError) and exc.errors()
-               else str(exc))
-        raise click.BadParameter(msg, param_hint="--gate") from None
+        return parse_gates(list(gates))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gate") from None
 
 
 def _write_comparison(comparison, out_dir: Path) -> dict[str, Path]:
-    """comparison.json, and report.html and summary.md when the renderers are installed,
-    written atomically into ``out_dir``."""
-    import json
-
+    """comparison.json, report.html and summary.md, written atomically into ``out_dir``."""
     from .io import atomic_outputs
-    paths = {"comparison": out_dir / "comparison.json"}
-    try:
-        from .report.compare_html import render_comparison_html
-    except ImportError:
-        render_comparison_html = None
-    try:
-        from .report.compare_markdown import render_comparison_summary
-    except ImportError:
-        render_comparison_summary = None
-    doc = comparison.to_json()
+    from .report import write_comparison
     with atomic_outputs(out_dir) as stage:
-        (stage / "comparison.json").write_text(json.dumps(doc, indent=2, allow_nan=False),
-                                               encoding="utf-8")
-        if render_comparison_summary is not None:
-            (stage / "summary.md").write_text(render_comparison_summary(doc),
-                                              encoding="utf-8")
-            paths["summary"] = out_dir / "summary.md"
-        if render_comparison_html is not None:
-            render_comparison_html(doc, comparison.points, stage / "report.html")
-            paths["report"] = out_dir / "report.html"
-    if render_comparison_html is None or render_comparison_summary is None:
-        log.info("report.html / summary.md not written: the comparison renderers are not "
-                 "installed in this version")
-    return paths
+        written = write_comparison(comparison.to_json(), comparison.points, stage)
+    return {name: out_dir / path.name for name, path in written.items()}
 
 
 @cli.command("compare")
@@ -358,8 +370,9 @@ def checks_cmd() -> None:
 
 
 def _add_service_commands() -> None:
-    from .cli_service import serve_cmd
+    from .cli_service import push_cmd, serve_cmd
     cli.add_command(serve_cmd)
+    cli.add_command(push_cmd)
 
 
 _add_service_commands()

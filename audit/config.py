@@ -17,7 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from .errors import ConfigError
 
 __all__ = ["AuditConfig", "DataConfig", "EncoderConfig", "GateConfig", "GeometryConfig",
-           "NormalizeSpec", "load_config", "config_from_dict"]
+           "NormalizeSpec", "load_config", "config_from_dict", "parse_gates"]
 
 
 class _Strict(BaseModel):
@@ -521,6 +521,31 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     key_node.start_mark)
             seen[key] = key_node.start_mark.line
         return super().construct_mapping(node, deep=deep)
+
+
+def parse_gates(items: Any) -> list[GateConfig]:
+    """Gates from ``"metric op number"`` strings or ``{metric, op, threshold}`` mappings, as
+    a config's ``gates:`` reads them (``--gate``, the service's baseline gates).
+
+    Raises ``ValueError`` naming the gate (``gates[1]: ...``) when one is malformed.
+
+    >>> parse_gates(["compare.cka >= 0.9"])[0].threshold
+    0.9
+    """
+    if not isinstance(items, (list, tuple)):
+        raise ValueError("gates must be a list")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(GateConfig.model_validate(AuditConfig._parse_gates([item])[0]))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"gates[{i}]{'.' + where if where else ''}: {err['msg']}") \
+                from None
+        except ValueError as exc:
+            raise ValueError(f"gates[{i}]: {exc}") from None
+    return out
 
 
 def load_config(path: str | Path) -> AuditConfig:

@@ -179,15 +179,9 @@ def write_outputs(audit_run: AuditRun, out_dir: Path) -> dict[str, Path]:
 
 
 def _write_comparison(comparison: Any, stage: Path, out_dir: Path) -> None:
-    """comparison.json, comparison.html and comparison.md into the staging folder."""
-    from .report.compare_html import render_comparison_html
-    from .report.compare_markdown import render_comparison_summary
+    """comparison.json, comparison.html and comparison.md into the staging folder (in a
+    run's folder report.html is the audit's: the comparison's report has its own name)."""
+    from .report import write_comparison
     comparison.run["candidate"]["path"] = str(out_dir)     # this run's output folder
-    doc = comparison.to_json()
-    (stage / "comparison.json").write_text(json.dumps(doc, indent=2, allow_nan=False),
-                                           encoding="utf-8")
-    # in a run's folder report.html is the audit's: the comparison's report has its own name
-    md = render_comparison_summary(doc).replace("Full report: `report.html`",
-                                                "Full report: `comparison.html`")
-    (stage / "comparison.md").write_text(md, encoding="utf-8")
-    render_comparison_html(doc, comparison.points, stage / "comparison.html")
+    write_comparison(comparison.to_json(), comparison.points, stage,
+                     report_name="comparison.html", summary_name="comparison.md")

@@ -4,7 +4,7 @@
     python benchmarks/run.py --report   # only rebuild RESULTS.md from recorded results
 
 Every ``bench_*.py`` here is run (clusters, compare, coverage, knn, peers, pipeline,
-report); each writes ``results/<name>.json`` with a ``markdown`` section for RESULTS.md.
+report, service); each writes ``results/<name>.json`` with a ``markdown`` section for RESULTS.md.
 """
 from __future__ import annotations
 

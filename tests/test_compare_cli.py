@@ -204,16 +204,3 @@ def test_probes_default_to_the_candidate_runs_attributes(runs):
             and f.metric.startswith("compare.probe.")] == ["compare.probe.shape.delta"]
     validate(c.to_json())
     assert compare(base, cand, seed=0, attributes=[]).probes == []     # explicit: none
-
-
-def test_without_renderers_only_comparison_json_is_written(runs, run_cli, tmp_path,
-                                                          monkeypatch):
-    import sys
-    monkeypatch.setitem(sys.modules, "audit.report.compare_html", None)      # ImportError
-    monkeypatch.setitem(sys.modules, "audit.report.compare_markdown", None)
-    out = tmp_path / "cmp"
-    code, _, err = run_cli("compare", runs["base"] / "store", runs["rotated"] / "store",
-                           "--out", out)
-    assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["comparison.json"]
-    assert "Output: " + str(out / "comparison.json") in err

@@ -97,3 +97,29 @@ def test_graph_sees_the_package():
 def test_no_import_cycle():
     cycles = find_cycles(import_graph())
     assert not cycles, "import cycles among: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+#: what the service may import from the library: its public entry points only
+#: (ARCHITECTURE.md: "the service is a client of the library like any script")
+SERVICE_MAY_IMPORT = {"audit", "audit.config", "audit.errors", "audit.compare", "audit.pipeline",
+                      "audit.preflight", "audit.checks", "audit.report", "audit.findings",
+                      "audit.io"}
+
+
+def test_service_uses_only_the_public_library_api():
+    graph = import_graph()
+    bad = {mod: sorted(t for t in targets if not t.startswith("audit.service")
+                       and t not in SERVICE_MAY_IMPORT)
+           for mod, targets in graph.items() if mod.startswith("audit.service")}
+    bad = {m: t for m, t in bad.items() if t}
+    assert not bad, f"the service reaches into the library: {bad}"
+    assert any(m.startswith("audit.service") for m in graph)
+
+
+def test_the_core_never_imports_the_service():
+    graph = import_graph()
+    core = {m for m in graph if not m.startswith("audit.service")
+            and m not in ("audit.cli", "audit.cli_service")}
+    bad = sorted(m for m in core if any(t.startswith("audit.service") for t in graph[m]))
+    assert not bad, f"core modules import the service (it needs the 'serve' extra): {bad}"
+    assert "audit.service.server" in graph["audit.cli_service"]

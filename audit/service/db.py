@@ -40,6 +40,9 @@ class Project(Base):
     baseline_audit_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     #: gates on comparison metrics (``compare.*``, ``delta.*``), each {metric, op, threshold}
     baseline_gates: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: which comparison findings fail a new audit besides the gates: never|warning|critical
+    baseline_fail_on: Mapped[str] = mapped_column(String(10), default="never",
+                                                  server_default="never")
 
 
 class Audit(Base):

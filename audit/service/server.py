@@ -23,12 +23,30 @@ def first_admin_token(state: ServiceState) -> str | None:
         return create_token(s, None)
 
 
+def _check_port(settings: ServeSettings) -> None:
+    """Refuse at once, with the key named, when the address cannot be listened on."""
+    import socket
+
+    from ..errors import ConfigError
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    try:
+        with socket.socket(family) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {settings.host}:{settings.port} ({exc.strerror})",
+                          source="--port", key="serve.port") from None
+
+
 def serve(settings: ServeSettings, *, echo=print) -> None:
     """Run the service in the foreground until interrupted."""
     import uvicorn
 
     from .app import create_app
 
+    from .ray_jobs import check_engine
+    check_engine(settings)            # --engine ray without the ray extra: refused here
+    _check_port(settings)
     state = open_state(settings)
     token = first_admin_token(state)
     app = create_app(state=state)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from ..errors import ConfigError
 from .db import make_engine, make_sessionmaker
 from .migrate import upgrade
 from .settings import ServeSettings
@@ -49,9 +50,34 @@ class ServiceState:
 
 
 def open_state(settings: ServeSettings) -> ServiceState:
-    """Open (and migrate) the database and the artifact store named by ``settings``."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
+    """Open (and migrate) the database and the artifact store named by ``settings``.
+
+    Raises ``ConfigError`` naming the setting when the home, the database or the artifact
+    store cannot be opened.
+    """
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder ({exc.strerror})", source=settings.home,
+                          key="serve.home") from None
+    shown = settings.database_url.split("@")[-1]
+    try:
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise ConfigError(f"not a usable database URL ({exc.__class__.__name__}: "
+                          f"{str(exc).splitlines()[0]})", source=shown,
+                          key="serve.database") from None
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"cannot open the database ({exc.__class__.__name__}: "
+                          f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]})",
+                          source=shown, key="serve.database") from None
+    try:
+        store = ArtifactStore(settings.artifacts_url)
+    except (ImportError, ValueError, OSError) as exc:
+        raise ConfigError(f"cannot open the artifact store ({exc.__class__.__name__}: {exc})",
+                          source=settings.artifacts_url, key="serve.artifacts") from None
     return ServiceState(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                        store=ArtifactStore(settings.artifacts_url))
+                        store=store)

@@ -20,11 +20,11 @@ from .servers import LiveServer, PostgresCluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
+def postgres():
     why = PostgresCluster.available()
     if why:
         pytest.skip(why)
-    cluster = PostgresCluster(tmp_path_factory.mktemp("pg")).start()
+    cluster = PostgresCluster().start()
     yield cluster
     cluster.stop()
 

@@ -126,9 +126,11 @@ class PostgresCluster:
 
     user = "latentaudit"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
+        import tempfile
         self.bin = _pg_bin()
-        self.folder = Path(folder)
+        # not under pytest's tmp (mode 700, root's): the 'postgres' user must reach it
+        self.folder = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="latent-audit-pg-"))
         self.port = free_port()
         self.as_postgres = os.geteuid() == 0
 
@@ -169,6 +171,7 @@ class PostgresCluster:
                       "immediate", "stop")
         except RuntimeError:
             pass
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def new_database(self) -> str:
         """A fresh, empty database; returns its URL."""
