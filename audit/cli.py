@@ -85,7 +85,7 @@ def cli() -> None:
     """Audit the latent space of a trained model.
 
     \b
-    Seven checks, all run by default (each skips itself without what it needs):
+    Seven checks of the data, all run by default (each skips itself without what it needs):
       clusters      HDBSCAN cluster structure and what each cluster holds
       outliers      isolated points, against a Gaussian null
       duplicates    near-duplicates, within the data and copies of the reference
@@ -93,6 +93,15 @@ def cli() -> None:
       coverage      how well the data covers a reference, and attribute combinations
       entanglement  how attributes are encoded and mixed (needs attributes:)
       bias          protected groups, outcome slices, WEAT (needs protected: or outcome:)
+    \b
+    Seven checks of a generator (with generator: in the config; sample, decode, re-embed):
+      generator_fidelity      precision, recall, density, coverage; realism per sample
+      generator_modes         regions of the real data the generations never reach
+      generator_holes         regions of the prior that decode to unrealistic outputs
+      generator_memorization  generations that copy a training sample
+      generator_attributes    attributes and groups it over- or under-produces
+      generator_editing       editing one attribute through the prior moves others
+      generator_smoothness    large jumps along interpolations in the prior
     `latent-audit checks` prints every setting as YAML. Gates on metrics exit 1 on failure.
     """
 

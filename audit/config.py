@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator, model_validator)
 
 from .errors import ConfigError
 
-__all__ = ["AuditConfig", "DataConfig", "EncoderConfig", "GateConfig", "GeometryConfig",
+__all__ = ["AuditConfig", "DataConfig", "DecoderSpec", "EncoderConfig", "GateConfig",
+           "GeneratorConfig", "GeometryConfig",
            "NormalizeSpec", "load_config", "config_from_dict", "parse_gates"]
 
 
@@ -315,6 +316,67 @@ class GateConfig(_Strict):
 _GATE_RE = re.compile(r"^\s*([A-Za-z0-9_.\-<>:]+?)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+|nan|inf)\s*$")
 
 
+class DecoderSpec(_Strict):
+    """A generator's decoder as a PyTorch model: exactly one of torchscript, export, factory
+    (``factory`` runs user code, like ``encoder.factory``)."""
+    torchscript: Path | None = Field(None, description="a TorchScript file (torch.jit.save)")
+    export: Path | None = Field(None, description="a torch.export program (.pt2)")
+    factory: str | None = Field(None, description="'package.module:function' or "
+                                                  "'path/to/file.py:function' (runs user code)")
+    factory_kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: Path | None = Field(None, description="state_dict for the factory's model, "
+                                                      "read with torch.load(weights_only=True)")
+    output: int | str | None = Field(
+        None, description="element of a tuple/list output (index) or dict output (key)")
+    batch_size: int = Field(256, ge=1, le=65536)
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "DecoderSpec":
+        kinds = [k for k in ("torchscript", "export", "factory") if getattr(self, k)]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one decoder kind: torchscript, export or factory"
+                             + (f" (got {', '.join(kinds)})" if kinds else ""))
+        if kinds[0] == "factory" and not _FACTORY_RE.match(self.factory or ""):
+            raise ValueError("factory must look like 'package.module:function' or "
+                             "'path/to/file.py:function'")
+        if (self.checkpoint is not None or self.factory_kwargs) and kinds[0] != "factory":
+            raise ValueError("'checkpoint' and 'factory_kwargs' go with 'factory'")
+        if not _DEVICE_RE.match(self.device):
+            raise ValueError(f"device {self.device!r}: use auto, cpu, cuda, cuda:N or mps")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("torchscript", "export", "factory") if getattr(self, k))
+
+
+def _by_type(v: Any) -> str:
+    """A name (a string) or a model block (a mapping): errors then speak of the one given."""
+    return "name" if isinstance(v, str) else "model"
+
+
+class GeneratorConfig(_Strict):
+    """Audit a generator: sample its prior, decode, re-embed, measure what comes out."""
+    decoder: Annotated[Union[Annotated[Literal["demo_vae"], Tag("name")],
+                             Annotated[DecoderSpec, Tag("model")]],
+                       Discriminator(_by_type)] = Field(
+        description="demo_vae (the demo VAE's decoder) or a model: {torchscript: FILE}, "
+                    "{export: FILE} or {factory: 'module:function', checkpoint: FILE}")
+    prior: Literal["gaussian", "uniform", "latents"] = Field(
+        "gaussian", description="gaussian N(0, I); uniform U[-1, 1]^d; latents: a Gaussian "
+                                "mixture fitted on the encoded data")
+    samples: int = Field(5000, ge=50, le=10_000_000, description="generations to draw")
+    embed: Annotated[Union[Annotated[Literal["encoder"], Tag("name")],
+                           Annotated[EncoderConfig, Tag("model")]],
+                     Discriminator(_by_type)] = Field(
+        "encoder", description="re-encode decoded outputs with the audit's encoder, or with "
+                               "an encoder block of its own (the data is embedded with it too)")
+    latent_dim: int | None = Field(None, ge=1, le=100_000,
+                                   description="the prior's dimension, when the decoder does "
+                                               "not say")
+
+
 class AuditConfig(_Strict):
     """The whole audit, as written in one YAML file."""
     name: str = Field("audit", min_length=1, max_length=120)
@@ -340,6 +402,8 @@ class AuditConfig(_Strict):
         None, description="a previous run's output folder (findings.json and store/) or a "
                           "latent store: the run also compares its latents with it "
                           "(compare.* and delta.* metrics, comparison.json)")
+    generator: GeneratorConfig | None = Field(
+        None, description="audit a generator too: its decoder, prior, samples, embedding")
     config_path: Path | None = Field(None, exclude=True)
 
     @field_validator("cache", mode="before")
@@ -397,7 +461,9 @@ def _loc(err: dict[str, Any]) -> str:
     # drop pydantic's union tags ("builtin.shapes" -> "builtin", "cache.bool" -> "cache"):
     # they are not user keys
     keep = [p for i, p in enumerate(parts)
-            if not (i and (parts[i - 1] == "builtin" or p in _UNION_TAGS or "[" in p))]
+            if not (i and (parts[i - 1] == "builtin" or p in _UNION_TAGS or "[" in p
+                           or (parts[i - 1] in ("decoder", "embed")
+                               and p in ("name", "model"))))]
     return ".".join(keep)
 
 
@@ -435,6 +501,22 @@ def _resolve_paths(cfg: AuditConfig, base: Path) -> AuditConfig:
         upd["encoder"] = enc
     if cfg.baseline is not None:
         upd["baseline"] = _abs(base, cfg.baseline)
+    gen = cfg.generator
+    if gen is not None and isinstance(gen.decoder, DecoderSpec):
+        du: dict[str, Any] = {k: _abs(base, getattr(gen.decoder, k))
+                              for k in ("torchscript", "export", "checkpoint")
+                              if getattr(gen.decoder, k) is not None}
+        if gen.decoder.factory:
+            target, func = gen.decoder.factory.rsplit(":", 1)
+            if target.endswith(".py") and not Path(target).is_absolute():
+                du["factory"] = f"{_abs(base, Path(target))}:{func}"
+        gu: dict[str, Any] = {"decoder": gen.decoder.model_copy(update=du)}
+        if isinstance(gen.embed, EncoderConfig):
+            gu["embed"] = gen.embed.model_copy(update={
+                k: _abs(base, getattr(gen.embed, k)) for k in ("torchscript", "export",
+                                                               "checkpoint")
+                if getattr(gen.embed, k) is not None})
+        upd["generator"] = gen.model_copy(update=gu)
     if cfg.cache is None or cfg.cache is True:
         upd["cache"] = base / ".cache" / "latent-audit"
     elif isinstance(cfg.cache, Path):
@@ -477,6 +559,36 @@ def _check_combination(cfg: AuditConfig, source: str | Path) -> None:
                                   key=f"encoder.{given[0]}")
 
 
+def _check_generator(cfg: AuditConfig, source: str | Path) -> None:
+    """A generator's decoder and embedding fit the audit's encoder and data."""
+    gen, enc = cfg.generator, cfg.encoder
+    if gen is None:
+        return
+    if gen.decoder == "demo_vae" and (enc is None or enc.demo_vae is None):
+        raise ConfigError("decoder: demo_vae needs the demo VAE as the encoder "
+                          "(encoder: {demo_vae: ...})", source=source, key="generator.decoder")
+    if gen.embed == "encoder":
+        if enc is None:
+            raise ConfigError("the audit reads latents (no encoder), so generations cannot "
+                              "be re-encoded with it: give generator.embed an encoder block",
+                              source=source, key="generator.embed")
+        if enc.kind == "sentence_transformers":
+            raise ConfigError("a text encoder cannot embed decoded images or rows: give "
+                              "generator.embed an encoder block", source=source,
+                              key="generator.embed")
+    else:
+        if cfg.data.kind not in ("images", "table"):
+            raise ConfigError("an embed encoder of its own needs the data as files (data: "
+                              "images: or table:) to embed them too", source=source,
+                              key="generator.embed")
+        if gen.embed.kind not in ("torchscript", "export", "factory"):
+            raise ConfigError("generator.embed takes a torchscript, export or factory model",
+                              source=source, key="generator.embed")
+    if gen.prior == "latents" and enc is None and cfg.data.kind != "latents":
+        raise ConfigError("prior: latents needs the data's latents", source=source,
+                          key="generator.prior")
+
+
 def config_from_dict(raw: Any, *, source: str | Path = "<config>",
                      base_dir: Path | None = None) -> AuditConfig:
     """Validate a parsed config; errors name the dotted key and ``source``."""
@@ -498,6 +610,7 @@ def config_from_dict(raw: Any, *, source: str | Path = "<config>",
             msg += f" (and {more} more problem{'s' if more > 1 else ''})"
         raise ConfigError(msg, source=source, key=key or None) from None
     _check_combination(cfg, source)
+    _check_generator(cfg, source)
     if base_dir is not None:
         cfg = _resolve_paths(cfg, base_dir)
     return cfg

@@ -28,8 +28,11 @@ class Context:
 
     def __init__(self, data: LatentSet, *, reference: LatentSet | None = None,
                  config: AuditConfig | None = None,
-                 geometry: GeometryConfig | None = None, seed: int | None = None) -> None:
+                 geometry: GeometryConfig | None = None, seed: int | None = None,
+                 generated: Any = None) -> None:
         self.data, self.reference, self.config = data, reference, config
+        #: a ``generator.GeneratedSet`` when the config has ``generator:`` (else None)
+        self.generated = generated
         self.settings = geometry or (config.geometry if config else GeometryConfig())
         self.seed = seed if seed is not None else (config.seed if config else 0)
         self.attributes = list(config.attributes) if config else []

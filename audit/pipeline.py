@@ -18,6 +18,7 @@ from .findings import PER_SAMPLE_FILE, AuditResult, evaluate_gate
 from .io import atomic_outputs
 from .report.prepare import prepare_report
 from .sources import _source_name, encode, encode_store, load_sets, write_store
+from .streams import stream as named_stream
 
 log = logging.getLogger("audit")
 
@@ -81,7 +82,16 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
     log.info("data: %d × %d%s", data.n, data.dim,
              f"; reference: {ref.n} × {ref.dim}" if ref is not None else "")
 
-    ctx = Context(data, reference=ref, config=config)
+    generated = None
+    if config.generator is not None:       # sample the prior, decode, re-embed
+        t0 = time.perf_counter()
+        from .generator import generate
+        generated = generate(config, data, ref, named_stream(config.seed, "generator.prior"))
+        artifacts["generated"] = generated
+        timings["generate"] = round(time.perf_counter() - t0, 3)
+        log.info("generator: %d generations embedded in %.1f s", generated.n,
+                 timings["generate"])
+    ctx = Context(data, reference=ref, config=config, generated=generated)
     # what every run reports (the graphs' method and recall, the intrinsic dimension) and
     # draws (the map, the clusters' exemplars); the rest is computed when a check asks
     ctx.warm(*_ALWAYS)
@@ -130,6 +140,8 @@ def run(config: AuditConfig, *, debug: bool = False) -> AuditRun:
         "reference": ({"n": ref.n, **ref.provenance} if ref is not None else None),
         "attributes": list(config.attributes), "protected": list(config.protected),
     }
+    if generated is not None:
+        run_info["generator"] = generated.describe()
     common: dict[str, Any] = {"run": run_info, "checks": results, "gates": gates,
                               "points": points, "geometry": geometry, "timings": timings,
                               "thumbnails": thumbs, "fail_on": config.fail_on,

@@ -60,6 +60,10 @@ _NEEDS: tuple = (
      lambda cfg: bool(cfg.attributes), "attributes (metadata columns to probe)"),
     (("bias.outcome.*", "bias.*.outcome_gap"),
      lambda cfg: cfg.outcome is not None, "an outcome column"),
+    (("generator.*",), lambda cfg: cfg.generator is not None,
+     "a generator (generator: decoder, prior, samples)"),
+    (("generator.reference.*",), lambda cfg: cfg.reference is not None,
+     "a reference (reference: latents or inputs)"),
 )
 
 

@@ -91,13 +91,15 @@ def _param_dtype(module: Any):
     return torch.float32
 
 
-def load_model(enc: EncoderConfig, *, source: str | Path = "<config>") -> LoadedModel:
-    """Load the torchscript / export / factory model of ``enc`` onto its device."""
+def load_model(enc: EncoderConfig, *, source: str | Path = "<config>",
+               section: str = "encoder") -> LoadedModel:
+    """Load the torchscript / export / factory model of ``enc`` onto its device; errors
+    name keys under ``section`` (``encoder``, or ``generator.decoder``)."""
     import torch
     device = resolve_device(enc.device)
     kind = enc.kind
     if kind == "torchscript":
-        path, key = Path(enc.torchscript), "encoder.torchscript"
+        path, key = Path(enc.torchscript), f"{section}.torchscript"
         _check_file(path, key)
         try:
             with warnings.catch_warnings():
@@ -113,7 +115,7 @@ def load_model(enc: EncoderConfig, *, source: str | Path = "<config>") -> Loaded
         return LoadedModel(module, kind, str(path), device, _param_dtype(module),
                            layer_names=names, hookable=False, source=str(path), key=key)
     if kind == "export":
-        path, key = Path(enc.export), "encoder.export"
+        path, key = Path(enc.export), f"{section}.export"
         _check_file(path, key)
         try:
             with warnings.catch_warnings():
@@ -139,8 +141,8 @@ def load_model(enc: EncoderConfig, *, source: str | Path = "<config>") -> Loaded
         return LoadedModel(module, kind, str(path), device, _param_dtype(module),
                            input_shape=shape, layer_names=names, source=str(path), key=key)
     if kind == "factory":
-        key = "encoder.factory"
-        fn = import_factory(enc.factory, source=source)
+        key = f"{section}.factory"
+        fn = import_factory(enc.factory, source=source, section=section)
         try:
             module = fn(**enc.factory_kwargs)
         except Exception as exc:
@@ -152,7 +154,7 @@ def load_model(enc: EncoderConfig, *, source: str | Path = "<config>") -> Loaded
                              source=source, key=key)
         file = enc.factory
         if enc.checkpoint is not None:
-            _load_checkpoint(module, Path(enc.checkpoint), enc.factory)
+            _load_checkpoint(module, Path(enc.checkpoint), enc.factory, section)
             file = str(enc.checkpoint)
         module = module.eval().to(device)
         names = [n for n, _ in module.named_modules() if n]
@@ -180,14 +182,14 @@ def _exported_input_shape(program: Any, path: Path, key: str) -> tuple[int | Non
     return None
 
 
-def import_factory(spec: str, *, source: str | Path = "<config>"):
+def import_factory(spec: str, *, source: str | Path = "<config>", section: str = "encoder"):
     """Import ``package.module:function`` or ``path/to/file.py:function``.
 
     This runs the module's code. For a dotted name, the config's folder is searched before
     the installed packages.
     """
     target, func = spec.rsplit(":", 1)
-    key = "encoder.factory"
+    key = f"{section}.factory"
     base = Path(source).parent if str(source) not in ("<config>", "") else Path.cwd()
     try:
         if target.endswith(".py"):
@@ -227,11 +229,11 @@ def import_factory(spec: str, *, source: str | Path = "<config>"):
     return obj
 
 
-def _load_checkpoint(module: Any, path: Path, factory: str) -> None:
+def _load_checkpoint(module: Any, path: Path, factory: str, section: str = "encoder") -> None:
     import pickle
 
     import torch
-    key = "encoder.checkpoint"
+    key = f"{section}.checkpoint"
     if not path.exists():
         raise InputError("checkpoint file not found", source=path, key=key)
     try:

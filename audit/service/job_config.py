@@ -108,6 +108,16 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def _model_blocks(cfg: AuditConfig) -> list[tuple[str, Any]]:
+    """(dotted key, block) of every model the config loads: the encoder, and a generator's
+    decoder and embedding encoder."""
+    blocks = [("encoder", cfg.encoder)]
+    if cfg.generator is not None:
+        blocks += [("generator.decoder", cfg.generator.decoder),
+                   ("generator.embed", cfg.generator.embed)]
+    return [(k, b) for k, b in blocks if b is not None and not isinstance(b, str)]
+
+
 def _paths(cfg: AuditConfig) -> list[tuple[str, Any]]:
     """Every (dotted key, path) of ``cfg`` that names something on disk."""
     out: list[tuple[str, Any]] = []
@@ -116,11 +126,12 @@ def _paths(cfg: AuditConfig) -> list[tuple[str, Any]]:
         if dc is not None:
             out += [(f"{section}.{k}", getattr(dc, k)) for k in _DATA_KEYS
                     if getattr(dc, k) is not None]
+    for key, block in _model_blocks(cfg):
+        out += [(f"{key}.{k}", getattr(block, k)) for k in ("torchscript", "export",
+                                                           "checkpoint")
+                if getattr(block, k) is not None]
     enc = cfg.encoder
     if enc is not None:
-        out += [(f"encoder.{k}", getattr(enc, k)) for k in ("torchscript", "export",
-                                                           "checkpoint")
-                if getattr(enc, k) is not None]
         st = enc.sentence_transformers
         if st and (Path(st).is_absolute() or "/" in st or "\\" in st):
             out.append(("encoder.sentence_transformers", st))   # else: an installed package
@@ -140,11 +151,16 @@ def validate_job_config(raw: Any, settings: ServeSettings) -> dict[str, Any]:
     """
     if not isinstance(raw, dict):
         raise JobConfigError("config: must be a mapping of keys to values")
-    encoder = raw.get("encoder")
-    if isinstance(encoder, dict) and not settings.allow_code:
-        if encoder.get("factory"):
-            raise JobConfigError(_CODE_REFUSED, status=403)
-        ray = encoder.get("ray")
+    generator = raw.get("generator") if isinstance(raw.get("generator"), dict) else {}
+    for key, block in (("encoder", raw.get("encoder")),
+                       ("generator.decoder", generator.get("decoder")),
+                       ("generator.embed", generator.get("embed"))):
+        if not isinstance(block, dict) or settings.allow_code:
+            continue
+        if block.get("factory"):
+            raise JobConfigError(_CODE_REFUSED.replace("encoder.factory", f"{key}.factory"),
+                                 status=403)
+        ray = block.get("ray")
         if isinstance(ray, dict) and ray.get("address"):
             raise JobConfigError(_RAY_REFUSED, status=403)
     roots = _roots(settings)
@@ -156,11 +172,12 @@ def validate_job_config(raw: Any, settings: ServeSettings) -> dict[str, Any]:
     out.pop("config_path", None)
     for key, path in _paths(cfg):
         _set(out, key, str(_check_path(key, path, roots)))
-    if cfg.encoder is not None and cfg.encoder.factory:
-        target, func = cfg.encoder.factory.rsplit(":", 1)
-        if target.endswith(".py"):               # a file of code: inside the roots too
-            real = _check_path("encoder.factory", target, roots)
-            _set(out, "encoder.factory", f"{real}:{func}")
+    for key, block in _model_blocks(cfg):
+        if getattr(block, "factory", None):
+            target, func = block.factory.rsplit(":", 1)
+            if target.endswith(".py"):           # a file of code: inside the roots too
+                real = _check_path(f"{key}.factory", target, roots)
+                _set(out, f"{key}.factory", f"{real}:{func}")
     if out.get("cache") is not False:
         out.pop("cache", None)
     try:                                         # what `run` would refuse before computing
