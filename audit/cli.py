@@ -365,13 +365,15 @@ def checks_cmd() -> None:
     """List the checks and every setting, as the YAML you write under `checks:`."""
     from .checks import available_checks, default_checks
     defaults = set(default_checks())
+    with_generator = set(default_checks(generator=True)) - defaults
     click.echo("# Every check with its settings at their defaults. Under `checks:` list the\n"
                "# checks to run (default: those marked default) and the settings you change.\n"
                "checks:")
     for name, cls in available_checks().items():          # in run order
         doc = (cls.__doc__ or "").strip().splitlines()
-        click.echo(f"  # {name} ({'default' if name in defaults else 'opt-in'}): "
-                   f"{doc[0] if doc else ''}")
+        when = ("default" if name in defaults else "default with generator:"
+                if name in with_generator else "opt-in")
+        click.echo(f"  # {name} ({when}): {doc[0] if doc else ''}")
         lines = _settings_yaml(cls.Settings(), cls.Settings, 4)
         click.echo(f"  {name}:" + ("" if lines else " {}"))
         for line in lines:

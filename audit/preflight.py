@@ -360,7 +360,7 @@ def preflight(cfg: AuditConfig, source: str | None = None) -> list:
     checks."""
     from .checks import build_checks
     source = source or _source(cfg)
-    checks = build_checks(cfg.checks, source=source)
+    checks = build_checks(cfg.checks, source=source, generator=cfg.generator is not None)
     check_baseline(cfg)
     check_gates(cfg, checks, source)
     check_extras(cfg, source)

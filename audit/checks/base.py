@@ -39,6 +39,9 @@ class Check:
     Settings: ClassVar[type[CheckSettings]] = CheckSettings
     #: runs when the config has no ``checks:`` mapping; ``False``: only when named there
     default: ClassVar[bool] = True
+    #: ``"data"`` checks audit the latents; ``"generator"`` checks audit what a decoder
+    #: produces, and are among the defaults only when the config has ``generator:``
+    family: ClassVar[str] = "data"
     #: every metric name ``run`` can put in ``CheckResult.metrics`` (fnmatch patterns for
     #: names built from data, e.g. ``bias.*.leakage_auc``); gates are validated against it
     produces: ClassVar[tuple[str, ...]] = ()
@@ -69,15 +72,19 @@ def available_checks() -> dict[str, type[Check]]:
     return dict(_REGISTRY)
 
 
-def default_checks() -> list[str]:
-    return [n for n, c in _REGISTRY.items() if c.default]
+def default_checks(*, generator: bool = False) -> list[str]:
+    """The checks a config without ``checks:`` runs: every default data check, and the
+    default generator checks when ``generator`` (the config has ``generator:``)."""
+    return [n for n, c in _REGISTRY.items()
+            if c.default and (c.family == "data" or generator)]
 
 
 def build_checks(spec: dict[str, dict[str, Any]] | None,
-                 source: str | None = None) -> list[Check]:
-    """Instantiate checks from the config's ``checks:`` mapping (None = the defaults)."""
+                 source: str | None = None, *, generator: bool = False) -> list[Check]:
+    """Instantiate checks from the config's ``checks:`` mapping (None = the defaults, with
+    the generator checks when ``generator``)."""
     if spec is None:
-        spec = {name: {} for name in default_checks()}
+        spec = {name: {} for name in default_checks(generator=generator)}
     out = []
     for name, settings in spec.items():
         if name not in _REGISTRY:

@@ -313,7 +313,7 @@ def _n_checks(config: dict[str, Any]) -> int:
         return len(config["checks"])
     try:
         from ..checks import default_checks
-        return len(default_checks())
+        return len(default_checks(generator=bool(config.get("generator"))))
     except Exception:  # noqa: BLE001 - only the progress bar's denominator
         return 7
 

@@ -155,6 +155,7 @@ class GeneratorAttributesCheck(Check):
     under-produces (probes trained on the real latents read the generations)."""
 
     name = "generator_attributes"
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = (
         "generator.*.max_share_gap",
         "generator.attributes_tested",

@@ -62,6 +62,7 @@ class GeneratorEditingCheck(Check):
     re-embed, and measure how every attribute moved (the edit matrix, with intervals)."""
 
     name = "generator_editing"
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = (
         "generator.edit.max_leakage",
         "generator.edit.attributes",

@@ -115,6 +115,7 @@ class FidelityCheck(Check):
     """Generator fidelity: precision, recall, density, coverage and realism of generations."""
 
     name = NAME
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = (
         "generator.precision", "generator.recall", "generator.density",
         "generator.coverage", "generator.precision_null", "generator.coverage_null",

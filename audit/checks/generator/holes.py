@@ -127,6 +127,7 @@ class GeneratorHolesCheck(Check):
     """Prior holes: regions of the generator's prior whose decodes are unrealistic."""
 
     name = "generator_holes"
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = ("generator.prior_holes", "generator.prior_hole_mass")
 
     class Settings(CheckSettings):

@@ -58,6 +58,7 @@ class GeneratorMemorizationCheck(Check):
     """Memorisation: generations that are near-copies of a real sample."""
 
     name = "generator_memorization"
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = ("generator.memorized_fraction",
                                            "generator.memorized_expected")
 

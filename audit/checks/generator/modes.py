@@ -135,6 +135,7 @@ class ModesCheck(Check):
     """Generator modes: regions of the real data (and reference) that generations never reach."""
 
     name = NAME
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = (
         "generator.dropped_modes", "generator.dropped_mass",
         "generator.reference.dropped_modes", "generator.reference.dropped_mass",

@@ -139,6 +139,7 @@ class GeneratorSmoothnessCheck(Check):
     small prior move makes the output jump."""
 
     name = _NAME
+    family = "generator"
     produces: ClassVar[tuple[str, ...]] = _METRICS
 
     class Settings(CheckSettings):
