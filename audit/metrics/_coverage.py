@@ -5,19 +5,28 @@ gets the radius of its k-NN ball in its own set, counting the point itself as it
 neighbour, and a point is inside a ball only when its distance to the centre is
 *strictly* smaller than the radius.
 
-Nothing here builds an ``n x n`` matrix. Distances are computed one block of rows at a
-time with the expansion ``||a||^2 - 2 a.b + ||b||^2`` in float64. The expansion has
-rounding error, so every distance whose comparison (with a radius, or for the k-th
-order statistic) falls inside a conservative error bound is recomputed directly as
-``sqrt(sum((a - b)**2))``. As a result:
+Nothing here builds an ``n x n`` matrix, and no float64 block spans a whole set.
+Squared distances are streamed in float32 tiles (at most 256 x 4,096, one matrix product
+of the centred points each, ``||a||^2 - 2 a.b + ||b||^2``) and only *screened*: a pair is
+kept when its float32 value is within a proven bound (float32 rounding of the points and
+of the product) of the radius it is compared with, or, for the radii, of a row's k-th
+smallest value. The few pairs kept (about ``k`` a point) are decided on their distance
+recomputed directly in float64, ``sqrt(sum((a - b)**2))``. Working memory is the tiles and
+``O(n k)`` candidates. As a result:
 
-* identical points are exactly 0 apart, and a pair of points is the same distance
-  apart wherever it appears, so ties are settled the same way in every block;
-* the result does not depend on ``block_size``.
+* every comparison with a radius, and every radius, is the one the exact float64
+  distances give: identical points are exactly 0 apart, and a pair of points is the same
+  distance apart wherever it appears, so ties are settled the same way everywhere;
+* the result does not depend on ``block_size`` or on the tile sizes.
+
+Data that float32 cannot hold (or rows whose screen keeps too many candidates, as with
+massive exact ties) go to float64 blocks of rows, with the same answer.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -99,34 +108,164 @@ def _direct_sq(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> 
     return out
 
 
-def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
-    """Squared distance of each row of ``x`` to its k-th neighbour (itself being the 0th)."""
-    n, n_features = x.shape
+_U32 = 2.0 ** -24  # float32 unit roundoff
+# Columns (points of the other set) per float32 tile of the cross distances.
+_TILE_COLS = 4096
+# Rows per tile of the cross distances (each worker thread holds one tile at a time).
+_TILE_ROWS = 256
+# Screened candidates a row, per neighbour, beyond which a row block is done in float64.
+_CANDIDATE_CAP = 64
+
+
+def _cast_error(x: np.ndarray, x32: np.ndarray) -> np.ndarray:
+    """Per-row norm of the float32 rounding ``||x - float64(x32)||``."""
+    diff = x - x32.astype(np.float64)
+    return np.sqrt(_sq_norms(diff))
+
+
+def _knn_radii_sq_rows(x: np.ndarray, rows: np.ndarray, k: int, block_size: int,
+                       out: np.ndarray) -> None:
+    """Exact squared k-NN radii of ``x[rows]`` by float64 blocks against all of ``x``."""
+    n_features = x.shape[1]
     xc = x - x.mean(axis=0)
     sq = _sq_norms(xc)
     band = _band_factor(n_features) * (sq + sq.max())  # per-row error bound
-    radii_sq = np.empty(n)
-    for start in range(0, n, block_size):
-        stop = min(n, start + block_size)
-        rows = np.arange(stop - start)
-        d2 = _expanded_sq(xc[start:stop], sq[start:stop], xc, sq)
-        d2[rows, start + rows] = 0.0
+    for s0 in range(0, rows.size, block_size):
+        idx = rows[s0:s0 + block_size]
+        b = idx.size
+        d2 = _expanded_sq(xc[idx], sq[idx], xc, sq)
+        d2[np.arange(b), idx] = 0.0
         kth = np.partition(d2, k, axis=1)[:, k]
         # Every entry whose exact value could be <= the exact k-th value is a candidate:
         # at least k + 1 entries are <= kth, so the exact k-th value is <= kth + band.
-        limit = kth + 2.0 * band[start:stop]
+        limit = kth + 2.0 * band[idx]
         ci, cj = np.nonzero(d2 <= limit[:, None])  # ci is sorted (row-major order)
-        vals = _direct_sq(x, x, start + ci, cj)
+        vals = _direct_sq(x, x, idx[ci], cj)
         order = np.lexsort((vals, ci))
-        counts = np.bincount(ci, minlength=stop - start)
+        counts = np.bincount(ci, minlength=b)
         first = np.concatenate(([0], np.cumsum(counts)[:-1]))
-        radii_sq[start:stop] = vals[order][first + k]
-    return radii_sq
+        out[idx] = vals[order][first + k]
+
+
+def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
+    """Squared distance of each row of ``x`` to its k-th neighbour (itself being the 0th).
+
+    Float32 tiles of squared distances (``|a|^2 - 2ab + |b|^2`` of the centred rows, one
+    matrix product each) are screened against a per-row threshold: the k-th smallest
+    value over a seeded sample of the points, plus a proven bound on the float32 error.
+    The few entries under it are kept; those within twice the bound of each row's k-th
+    kept value are recomputed directly in float64 (``sum((a - b)**2)``), and the k-th of
+    those is the radius. A row block whose candidates would not stay few (data far from
+    the origin for float32, or massive ties) is computed in float64 blocks instead.
+    """
+    import torch
+
+    n, n_features = x.shape
+    out = np.empty(n)
+    xc64 = x - x.mean(axis=0)
+    xc = xc64.astype(np.float32)
+    if not np.isfinite(xc).all():  # beyond float32's range: float64 throughout
+        _knn_radii_sq_rows(x, np.arange(n), k, block_size, out)
+        return out
+    a_sq = _sq_norms(xc.astype(np.float64))
+    err = _cast_error(xc64, xc)
+    gamma = 2.0 * (2 * n_features + 12) * _U32
+    norms = np.sqrt(_sq_norms(xc64))
+    tiny = 1e-12 * (norms.max() + float(np.abs(x).max()))
+    # |float32 value - exact d^2| <= fband + delta * (2 d + delta) for every pair of row i
+    fband = gamma * (a_sq + a_sq.max())
+    delta = err + err.max() + tiny
+    width = -(-(n_features + 2) // 4) * 4
+    aug_a = np.zeros((n, width), dtype=np.float32)
+    aug_a[:, :n_features], aug_a[:, n_features], aug_a[:, n_features + 1] = xc, a_sq, 1.0
+    aug_b = np.zeros((n, width), dtype=np.float32)
+    aug_b[:, :n_features] = xc
+    aug_b[:, :n_features] *= -2.0
+    aug_b[:, n_features], aug_b[:, n_features + 1] = 1.0, a_sq
+    at, bt = torch.from_numpy(aug_a), torch.from_numpy(aug_b)
+    samp = np.sort(np.random.default_rng(0).choice(n, min(n, _TILE_COLS), replace=False))
+    bs = bt[torch.from_numpy(samp)]
+    rows_per = max(1, min(block_size, _TILE_ROWS))
+    cap = _CANDIDATE_CAP * (k + 1)  # candidates a row beyond which a block goes to float64
+    fallback: list[np.ndarray] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def bound(d2: np.ndarray, i: np.ndarray) -> np.ndarray:
+        d = np.sqrt(np.maximum(d2, 0.0) + fband[i])  # >= the distance of the float32 rows
+        return fband[i] + delta[i] * (2.0 * d + delta[i])
+
+    def run_block(start: int) -> None:
+        stop = min(start + rows_per, n)
+        b = stop - start
+        rows = np.arange(start, stop)
+        if not hasattr(local, "buf"):
+            local.buf = torch.empty(rows_per * _TILE_COLS)
+            local.m = np.empty(rows_per * _TILE_COLS, dtype=bool)
+        q = at[start:stop]
+        # threshold: k-th smallest over the sample, others only (float32 values)
+        ss = local.buf[:b * samp.size].view(b, samp.size)
+        torch.mm(q, bs.T, out=ss)
+        pos = np.searchsorted(samp, rows)
+        hit = np.flatnonzero(pos < samp.size)
+        hit = hit[samp[pos[hit]] == rows[hit]]
+        ss.numpy()[hit, pos[hit]] = np.inf
+        kth_s = torch.topk(ss, k, dim=1, largest=False, sorted=True).values[:, k - 1]
+        kth_s = kth_s.numpy().astype(np.float64)
+        thr = kth_s + 5.0 * bound(kth_s + 4.0 * bound(kth_s, rows), rows)
+        thr32 = np.nextafter(thr.astype(np.float32), np.float32(np.inf))[:, None]
+        ci_p, cj_p, v_p = [], [], []
+        total = 0
+        for t0 in range(0, n, _TILE_COLS):
+            t1 = min(t0 + _TILE_COLS, n)
+            w = t1 - t0
+            s = local.buf[:b * w].view(b, w)
+            torch.mm(q, bt[t0:t1].T, out=s)
+            sn = s.numpy()
+            m = local.m[:b * w].reshape(b, w)
+            np.less_equal(sn, thr32, out=m)
+            flat = np.flatnonzero(m)
+            total += flat.size
+            if total > cap * b:
+                with lock:
+                    fallback.append(rows)
+                return
+            ci_p.append(flat // w)
+            cj_p.append(flat % w + t0)
+            v_p.append(sn.ravel()[flat])
+        ci, cj = np.concatenate(ci_p), np.concatenate(cj_p)
+        v = np.concatenate(v_p).astype(np.float64)
+        keep = cj != ci + start  # the point itself: the 0th neighbour, not a candidate
+        ci, cj, v = ci[keep], cj[keep], v[keep]
+        counts = np.bincount(ci, minlength=b)
+        if counts.min() < k:  # cannot happen unless the bound failed; be safe
+            with lock:
+                fallback.append(rows)
+            return
+        order = np.lexsort((v, ci))
+        first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        kth = v[order][first + k - 1]
+        # exact (k-1)-th other <= kth + bound; any pair at most that is within 2 bounds
+        upper = kth + bound(kth, rows)
+        lim = upper + bound(upper, rows)
+        sel = v <= lim[ci] + 1e-6 * np.abs(lim[ci])
+        ci, cj = ci[sel], cj[sel]
+        vals = _direct_sq(x, x, ci + start, cj)
+        order = np.lexsort((vals, ci))
+        counts = np.bincount(ci, minlength=b)
+        first = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        out[start:stop] = vals[order][first + k - 1]
+
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        list(pool.map(run_block, range(0, n, rows_per)))
+    if fallback:
+        _knn_radii_sq_rows(x, np.concatenate(fallback), k, block_size, out)
+    return out
 
 
 def _cross_indicators(reference: np.ndarray, data: np.ndarray, r_ref: np.ndarray,
                       r_data: np.ndarray | None, block_size: int):
-    """Accumulate the prdc indicators over row blocks of the reference-data distances
+    """The prdc indicators from one streamed pass over the reference-data distances
     (prdc's real = the reference, fake = the data).
 
     Returns ``(covered, recalled, in_any_ball, n_balls)``:
@@ -134,44 +273,126 @@ def _cross_indicators(reference: np.ndarray, data: np.ndarray, r_ref: np.ndarray
     ``recalled[i]``: reference point i is strictly inside some data ball (recall; ``None``
     without ``r_data``); ``in_any_ball[j]`` / ``n_balls[j]``: whether / in how many
     reference balls data point j lies strictly (precision / density).
-    """
-    n_ref, n_features = reference.shape
-    centre = reference.mean(axis=0)
-    rc, fc = reference - centre, data - centre
-    r_sq, f_sq = _sq_norms(rc), _sq_norms(fc)
-    factor = _band_factor(n_features)
-    rr_sq = r_ref * r_ref
-    rd_sq = None if r_data is None else r_data * r_data
 
-    covered = np.empty(n_ref, dtype=bool)
-    recalled = None if r_data is None else np.empty(n_ref, dtype=bool)
-    in_any_ball = np.zeros(data.shape[0], dtype=bool)
-    n_balls = np.zeros(data.shape[0], dtype=np.int64)
-    f_sq_max = f_sq.max()
-    for start in range(0, n_ref, block_size):
-        stop = min(n_ref, start + block_size)
-        d2 = _expanded_sq(rc[start:stop], r_sq[start:stop], fc, f_sq)
-        # Entries within the error bound factor * (r_sq[i] + f_sq[j]) of a radius are
-        # recomputed directly; per-row / per-column upper bounds avoid another matrix.
-        gap = np.subtract(d2, rr_sq[start:stop, None])
-        np.abs(gap, out=gap)
-        near = gap <= factor * (r_sq[start:stop] + f_sq_max)[:, None]
-        if rd_sq is not None:
-            np.subtract(d2, rd_sq[None, :], out=gap)
-            np.abs(gap, out=gap)
-            near |= gap <= factor * (r_sq[start:stop].max() + f_sq)[None, :]
-        del gap
-        dist = np.sqrt(d2, out=d2)
-        ci, cj = np.nonzero(near)
-        if ci.size:
-            dist[ci, cj] = np.sqrt(_direct_sq(reference, data, start + ci, cj))
-        inside = dist < r_ref[start:stop, None]
-        covered[start:stop] = inside.any(axis=1)
-        in_any_ball |= inside.any(axis=0)
-        n_balls += inside.sum(axis=0)
-        if r_data is not None:
-            recalled[start:stop] = (dist < r_data[None, :]).any(axis=1)
-    return covered, recalled, in_any_ball, n_balls
+    Each float32 tile of squared distances (``block_size`` rows, at most 256, by 4,096
+    columns) is only screened: a pair is a candidate when its float32 value is within a
+    proven bound of the reference ball's squared radius (or the data ball's). The
+    bound covers the float32 rounding of the centred points and the float32 product, so
+    every pair inside a ball is a candidate; candidates (about ``k`` per point) are then
+    decided on their float64 distance computed directly, exactly as the reference
+    implementation's distances without its rounding.
+    """
+    import torch
+
+    n_ref, n_features = reference.shape
+    n_data = data.shape[0]
+    centre = reference.mean(axis=0)
+    rc64, fc64 = reference - centre, data - centre
+    rc, fc = rc64.astype(np.float32), fc64.astype(np.float32)
+    ok = np.isfinite(rc).all() and np.isfinite(fc).all()
+    if ok:
+        a_sq, b_sq = _sq_norms(rc.astype(np.float64)), _sq_norms(fc.astype(np.float64))
+        ok = bool(np.isfinite(a_sq).all() and np.isfinite(b_sq).all())
+    if not ok:  # beyond float32's range: every pair is a candidate
+        return _cross_exact(reference, data, r_ref, r_data)
+    er, ef = _cast_error(rc64, rc), _cast_error(fc64, fc)
+    gamma = 2.0 * (2 * n_features + 12) * _U32
+    tiny = 1e-12 * (np.sqrt(_sq_norms(rc64)).max() + np.sqrt(_sq_norms(fc64)).max()
+                    + float(np.abs(centre).sum()))
+    # a pair inside ball i (radius r) has ||a - b|| < r + delta, so its float32 value is
+    # below (r + delta)^2 + the float32 error of |a|^2 - 2ab + |b|^2
+    hi_a = (r_ref + er + ef.max() + tiny) ** 2 + gamma * (a_sq + b_sq.max())
+    hi_b = None if r_data is None else (
+        (r_data + er.max() + ef + tiny) ** 2 + gamma * (a_sq.max() + b_sq))
+    rows_per = max(1, min(block_size, _TILE_ROWS))
+
+    # d2 = |a|^2 - 2ab + |b|^2 from one product of augmented rows [a, |a|^2, 1] and
+    # [-2b, 1, |b|^2] (padded to a multiple of 4 columns), so that both screens are plain
+    # comparisons with a row or a column threshold
+    width = -(-(n_features + 2) // 4) * 4
+    aug_a = np.zeros((n_ref, width), dtype=np.float32)
+    aug_a[:, :n_features], aug_a[:, n_features], aug_a[:, n_features + 1] = rc, a_sq, 1.0
+    aug_b = np.zeros((n_data, width), dtype=np.float32)
+    aug_b[:, :n_features] = fc
+    aug_b[:, :n_features] *= -2.0
+    aug_b[:, n_features], aug_b[:, n_features + 1] = 1.0, b_sq
+    at, bt = torch.from_numpy(aug_a), torch.from_numpy(aug_b)
+    thr_a = hi_a.astype(np.float32)[:, None]
+    thr_b = None if hi_b is None else hi_b.astype(np.float32)[None, :]
+    found_i: list[np.ndarray] = []
+    found_j: list[np.ndarray] = []
+    lock = threading.Lock()
+    local = threading.local()
+
+    def run_block(start: int) -> None:
+        stop = min(start + rows_per, n_ref)
+        b = stop - start
+        if not hasattr(local, "buf"):
+            local.buf = torch.empty(rows_per * _TILE_COLS)
+            local.m = np.empty(rows_per * _TILE_COLS, dtype=bool)
+            local.m2 = np.empty(rows_per * _TILE_COLS, dtype=bool)
+        q = at[start:stop]
+        ci_parts, cj_parts = [], []
+        for t0 in range(0, n_data, _TILE_COLS):
+            t1 = min(t0 + _TILE_COLS, n_data)
+            w = t1 - t0
+            s = local.buf[:b * w].view(b, w)
+            torch.mm(q, bt[t0:t1].T, out=s)
+            sn = s.numpy()
+            m = local.m[:b * w].reshape(b, w)
+            np.less_equal(sn, thr_a[start:stop], out=m)
+            if thr_b is not None:
+                m2 = local.m2[:b * w].reshape(b, w)
+                np.less_equal(sn, thr_b[:, t0:t1], out=m2)
+                m |= m2
+            flat = np.flatnonzero(m)
+            if flat.size:
+                ci_parts.append(flat // w + start)
+                cj_parts.append(flat % w + t0)
+        with lock:
+            found_i.extend(ci_parts)
+            found_j.extend(cj_parts)
+
+    # worker threads, as in knn: small tile operations from the calling thread each wait
+    # at an intra-op barrier, which stalls on a busy machine
+    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+        list(pool.map(run_block, range(0, n_ref, rows_per)))
+    ci = np.concatenate(found_i) if found_i else np.empty(0, dtype=np.int64)
+    cj = np.concatenate(found_j) if found_j else np.empty(0, dtype=np.int64)
+    return _decide(reference, data, r_ref, r_data, ci.astype(np.int64), cj.astype(np.int64))
+
+
+def _decide(reference, data, r_ref, r_data, ci, cj):
+    """The indicators from candidate pairs, each decided on its direct float64 distance."""
+    n_ref, n_data = reference.shape[0], data.shape[0]
+    dist = np.sqrt(_direct_sq(reference, data, ci, cj))
+    inside = dist < r_ref[ci]
+    covered = np.zeros(n_ref, dtype=bool)
+    covered[ci[inside]] = True
+    n_balls = np.bincount(cj[inside], minlength=n_data).astype(np.int64)
+    recalled = None
+    if r_data is not None:
+        recalled = np.zeros(n_ref, dtype=bool)
+        recalled[ci[dist < r_data[cj]]] = True
+    return covered, recalled, n_balls > 0, n_balls
+
+
+def _cross_exact(reference, data, r_ref, r_data):
+    """Every pair decided on its direct float64 distance, a row at a time (the fallback
+    for data outside float32's range)."""
+    n_ref, n_data = reference.shape[0], data.shape[0]
+    cj = np.arange(n_data)
+    covered = np.zeros(n_ref, dtype=bool)
+    recalled = None if r_data is None else np.zeros(n_ref, dtype=bool)
+    n_balls = np.zeros(n_data, dtype=np.int64)
+    for i in range(n_ref):
+        dist = np.sqrt(_direct_sq(reference, data, np.full(n_data, i), cj))
+        inside = dist < r_ref[i]
+        covered[i] = inside.any()
+        n_balls += inside
+        if recalled is not None:
+            recalled[i] = (dist < r_data).any()
+    return covered, recalled, n_balls > 0, n_balls
 
 
 # --------------------------------------------------------------------------- public API
@@ -190,9 +411,8 @@ def knn_radii(x, *, k: int = 5, block_size: int = 4096) -> np.ndarray:
     k : int, default=5
         Neighbour rank, in ``[1, n_samples - 1]``.
     block_size : int, default=4096
-        Rows of the distance matrix held in memory at once, ``>= 1``. Temporary
-        memory is a few float64 arrays of shape ``(block_size, n_samples)`` (about
-        ``24 * block_size * n_samples`` bytes); the result does not depend on it.
+        Rows of a float32 tile (at most 256 are used) and of the float64 blocks of the
+        fallback, ``>= 1``; the result does not depend on it.
 
     Returns
     -------
@@ -248,10 +468,10 @@ def coverage(real, fake, *, k: int = 5, block_size: int = 4096) -> dict[str, flo
     k : int, default=5
         Neighbour rank for the radii, in ``[1, min(n_real, n_fake) - 1]``.
     block_size : int, default=4096
-        Rows of a distance matrix held in memory at once, ``>= 1``. Temporary
-        memory is a few float64 arrays of shape ``(block_size, max(n_real, n_fake))``
-        (about ``24 * block_size * max(n_real, n_fake)`` bytes); the result does not
-        depend on it.
+        Rows of a float32 tile of distances (at most 256 are used; a tile has 4,096
+        columns) and of the float64 blocks of the fallback, ``>= 1``. Working memory
+        is the tiles (a few MiB a thread) plus ``O((n_real + n_fake) * k)``; the
+        result does not depend on it.
 
     Returns
     -------
@@ -323,8 +543,8 @@ def uncovered_mask(real, fake, *, k: int = 5, block_size: int = 4096) -> np.ndar
     k : int, default=5
         Neighbour rank for the radii of the real points, in ``[1, n_real - 1]``.
     block_size : int, default=4096
-        Rows of a distance matrix held in memory at once, ``>= 1``; the result does
-        not depend on it.
+        Rows of a float32 tile of distances (at most 256 are used), ``>= 1``; the
+        result does not depend on it.
 
     Returns
     -------

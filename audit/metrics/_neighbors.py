@@ -1,7 +1,10 @@
 """Exact k-nearest neighbours by blocked matrix products, and what follows from them."""
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +14,7 @@ import torch
 from ._validation import validate_int, validate_matrix
 
 __all__ = ["knn", "hnsw_index", "knn_approximate", "knn_recall", "twonn_dimension",
-           "knn_distance_score"]
+           "knn_distance_score", "gemm_library", "calibrate_gemm"]
 
 _MARGIN = 8          # extra candidates re-ranked in float64, so ties resolve by index
 _GROUPS = 16         # a tile's columns are screened in strided groups of this many
@@ -23,6 +26,145 @@ def _block_rows(k: int, dim: int, tile: int, budget_bytes: int = 64 * 2**20) -> 
     candidates (``(k + 9) * dim`` values a row) would pass ``budget_bytes``."""
     per_row = 4 * 2 * tile + 8 * 2 * (k + _MARGIN + 1) * dim
     return int(max(8, min(256, budget_bytes // per_row)))
+
+
+# ---------------------------------------------------------------------------------------
+# Which library multiplies. torch's CPU matmul (MKL) and numpy's (OpenBLAS) differ by up to
+# 2x on some machines (AMD: MKL takes a slow path), and which wins depends on the machine,
+# so a one-off calibration per process times the tile product both ways, in the threading
+# the search uses (one caller per worker thread, one BLAS thread per caller), and the
+# faster one is used. The choice only changes the float32 screening scores: every result
+# is decided by the exact float64 re-ranking, and the screen's error bound (see
+# ``_knn``) holds for any summation order, so results are identical either way.
+# LATENT_AUDIT_GEMM=numpy|torch forces a library (auto, or unset: calibrate).
+
+_GEMM_ENV = "LATENT_AUDIT_GEMM"
+_GEMM_CHOICE: str | None = None
+_GEMM_RATES: dict[str, float] = {}      # GFLOP/s measured by the calibration
+_GEMM_LOCK = threading.Lock()
+_SMALL_WORK = 2 ** 27                   # multiply-adds below which no calibration is run
+_BLAS_LOCK = threading.Lock()
+_BLAS_STATE: list = [0, None]           # active searches, the threadpoolctl limiter
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """numpy's BLAS at one thread while numpy-path searches run (each worker thread is
+    one caller; BLAS threads on top would oversubscribe the cores). Restored by the last
+    search to leave, so overlapping searches do not leave it changed."""
+    with _BLAS_LOCK:
+        if _BLAS_STATE[0] == 0:
+            try:
+                from threadpoolctl import threadpool_limits
+                _BLAS_STATE[1] = threadpool_limits(limits=1, user_api="blas")
+            except ImportError:                     # pragma: no cover - no threadpoolctl
+                _BLAS_STATE[1] = None
+        _BLAS_STATE[0] += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_STATE[0] -= 1
+            if _BLAS_STATE[0] == 0 and _BLAS_STATE[1] is not None:
+                _BLAS_STATE[1].restore_original_limits()
+                _BLAS_STATE[1] = None
+
+
+def calibrate_gemm(*, rows: int = 256, dim: int = 64, cols: int = 4096, products: int = 3,
+                   repeats: int = 5) -> str:
+    """Time the kNN tile product (``rows x dim`` by ``dim x cols``, float32, norms folded
+    in) with torch and with numpy, from as many worker threads as torch has (the way
+    :func:`knn` calls it), best of ``repeats`` each, interleaved; return the faster
+    library's name, ``"numpy"`` or ``"torch"``. The rates (GFLOP/s) are kept in
+    ``_GEMM_RATES``. Does not change the cached choice (see :func:`gemm_library`)."""
+    rng = np.random.default_rng(0)
+    workers = max(1, torch.get_num_threads())
+    q = rng.standard_normal((rows, dim)).astype(np.float32)
+    y = rng.standard_normal((cols, dim)).astype(np.float32)
+    y_sq = torch.from_numpy((y.astype(np.float64) ** 2).sum(1).astype(np.float32))
+    gems = {"torch": _Gemm("torch", y, y_sq), "numpy": _Gemm("numpy", y, y_sq)}
+    preps = {name: g.prepare(q) for name, g in gems.items()}
+
+    def work(name: str) -> None:
+        out = torch.empty(rows, cols)
+        for _ in range(products):
+            gems[name].scores(preps[name], 0, cols, out=out)
+
+    best = {"torch": float("inf"), "numpy": float("inf")}
+    with ThreadPoolExecutor(max_workers=workers) as pool, _one_blas_thread():
+        for name in gems:                                       # warm up both
+            list(pool.map(work, [name] * workers))
+        for _ in range(repeats):
+            for name in gems:
+                t0 = time.perf_counter()
+                list(pool.map(work, [name] * workers))
+                best[name] = min(best[name], time.perf_counter() - t0)
+    flops = 2.0 * rows * cols * dim * products * workers
+    _GEMM_RATES.clear()
+    _GEMM_RATES.update({name: flops / sec / 1e9 for name, sec in best.items()})
+    return "numpy" if best["numpy"] < best["torch"] else "torch"
+
+
+def gemm_library(work: float | None = None) -> str:
+    """The library :func:`knn` multiplies with: ``LATENT_AUDIT_GEMM`` (``numpy`` or
+    ``torch``) when set, else the faster by :func:`calibrate_gemm`, run once per process
+    (searches of fewer than ``2**27`` multiply-adds, ``work``, use torch uncalibrated)."""
+    env = os.environ.get(_GEMM_ENV, "").strip().lower()
+    if env in ("numpy", "torch"):
+        return env
+    if env not in ("", "auto"):
+        raise ValueError(f"{_GEMM_ENV} must be numpy, torch or auto, not {env!r}")
+    global _GEMM_CHOICE
+    if _GEMM_CHOICE is None:
+        if work is not None and work < _SMALL_WORK:
+            return "torch"
+        with _GEMM_LOCK:
+            if _GEMM_CHOICE is None:
+                _GEMM_CHOICE = calibrate_gemm()
+    return _GEMM_CHOICE
+
+
+class _Gemm:
+    """Float32 screening scores ``|y|^2 - 2 q.y`` of query rows against reference rows.
+
+    torch: ``addmm`` with the norms as the bias. numpy: one ``np.matmul`` of
+    ``[-2q, 1]`` with ``[y, |y|^2]`` (the norms folded into the product, no second pass)
+    written straight into a torch tensor's memory (``out=tensor.numpy()``), which torch's
+    selection then reads without a copy. Either way the score of each pair is a float32
+    dot product of at most ``d + 1`` terms with a float32 norm, so it is within
+    ``(d + 3) u (|q| + |y|)^2`` of the exact value whatever the summation order: inside
+    the ``(2d + 8) u (|q| + |y|)^2`` the search allows for (``_knn``)."""
+
+    def __init__(self, lib: str, y: np.ndarray, y_sq: torch.Tensor) -> None:
+        self.lib = lib
+        if lib == "torch":
+            self.yt, self.y_sq = torch.from_numpy(y), y_sq
+        else:
+            self.yaug = np.empty((y.shape[0], y.shape[1] + 1), dtype=np.float32)
+            self.yaug[:, :-1] = y
+            self.yaug[:, -1] = y_sq.numpy()
+
+    def prepare(self, q: np.ndarray):
+        """The query rows as the product wants them."""
+        if self.lib == "torch":
+            return torch.from_numpy(q)
+        qa = np.empty((q.shape[0], q.shape[1] + 1), dtype=np.float32)
+        np.multiply(q, -2.0, out=qa[:, :-1])                    # exact: a power of two
+        qa[:, -1] = 1.0
+        return qa
+
+    def scores(self, qp, t0: int, t1: int, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores against reference rows ``t0:t1`` as a (rows, t1 - t0) float32 tensor,
+        written into ``out`` (C-contiguous, that shape) when given."""
+        if self.lib == "torch":
+            if out is None:
+                return torch.addmm(self.y_sq[None, t0:t1], qp, self.yt[t0:t1].T, alpha=-2.0)
+            return torch.addmm(self.y_sq[None, t0:t1], qp, self.yt[t0:t1].T, alpha=-2.0,
+                               out=out)
+        if out is None:
+            out = torch.empty(qp.shape[0], t1 - t0)
+        np.matmul(qp, self.yaug[t0:t1].T, out=out.numpy())
+        return out
 
 
 def knn(x, *, k: int, y=None, block_size: int | None = None,
@@ -92,6 +234,8 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     y_sq64 = (yt.double() ** 2).sum(1)
     y_norm_max = float(y_sq64.max().sqrt())
     y_sq = y_sq64.float()
+    lib = gemm_library(float(n_q) * n_ref * dim)
+    gemm = _Gemm(lib, y, y_sq)
     out_d = np.empty((n_q, k))
     out_i = np.empty((n_q, k), dtype=np.int64)
     # small references in one piece; otherwise the sample holds >= 4m points, so every
@@ -104,18 +248,18 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         samp_t = torch.from_numpy(samp)
         in_samp = torch.zeros(n_ref + tile, dtype=torch.bool)
         in_samp[samp_t] = True
-        ys, ys_sq = yt[samp_t], y_sq[samp_t]
+        samp_gemm = _Gemm(lib, y[samp], y_sq[samp_t])
         group_offsets = torch.arange(_GROUPS) * (tile // _GROUPS)
     local = threading.local()
 
     def run_block(start: int) -> None:
         stop = min(start + block, n_q)
         b = stop - start
-        q = torch.from_numpy(x[start:stop])
+        q = gemm.prepare(x[start:stop])
         q64 = x[start:stop].astype(np.float64)
         # ranking per row only needs |y|^2 - 2 q.y; |q|^2 is added back in float64
         if direct:
-            s = torch.addmm(y_sq[None, :], q, yt.T, alpha=-2.0)
+            s = gemm.scores(q, 0, n_ref)
             if self_search:
                 r = torch.arange(b)
                 s[r, r + start] = inf
@@ -124,7 +268,7 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         else:
             if not hasattr(local, "buf"):
                 local.buf = torch.empty(block, tile)
-            best_v, best_i = _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp,
+            best_v, best_i = _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp,
                                            samp_t, in_samp, local.buf, group_offsets, m,
                                            self_search)
         cand = best_i.numpy()
@@ -140,13 +284,16 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         # Every true neighbour has a float32 score within `bound` (the k-th exact distance
         # plus the float32 error of |q|^2 + |y|^2 - 2 q.y). If the m-th candidate is also
         # within it, more points may tie with the k-th than the candidates hold: the row
-        # is redone over every point within the bound.
+        # is redone over every point within the bound. The bound holds for any summation
+        # order of the float32 product (torch's or numpy's BLAS, see _Gemm), and only
+        # computed scores are compared with each other, so the candidates may differ
+        # between libraries but the (distance, index)-ordered result cannot.
         q_sq = np.einsum("qd,qd->q", q64, q64)
         tol = (2 * dim + 8) * _U32 * (np.sqrt(q_sq) + y_norm_max) ** 2
         bound = out_d[start:stop, k - 1] ** 2 * (1 + 1e-4) + 1e-6 + tol - q_sq
         crowded = np.flatnonzero(best_v[:, -1].numpy() <= bound)
         if crowded.size:
-            _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search,
+            _redo_crowded(x, y, gemm, q64, start, crowded, bound, k, self_search,
                           max(tile, 4096), out_d, out_i)
 
     # Blocks run side by side in worker threads, as many as torch's thread count, which is
@@ -154,17 +301,20 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     # many small tile operations each wait at an intra-op parallel barrier, which stalls
     # badly on a busy machine (20k x 64, k=15, 2 busy cores: 75-130 s against 5-13 s);
     # from worker threads they ran single-threaded (CPU time about equal to wall time).
-    with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
+    # numpy's BLAS is held at one thread meanwhile (one caller per worker thread).
+    with (_one_blas_thread() if lib == "numpy" else contextlib.nullcontext()), \
+            ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
         list(pool.map(run_block, range(0, n_q, block)))
     return out_d, out_i
 
 
-def _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp, samp_t, in_samp, buf,
+def _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp, samp_t, in_samp, buf,
                   group_offsets, m, self_search):
-    """Top-m float32 scores of the rows ``start:stop`` over the whole reference."""
+    """Top-m float32 scores of the rows ``start:stop`` (``q``, prepared for ``gemm``)
+    over the whole reference."""
     inf = float("inf")
-    b, n_ref, tile = q.shape[0], yt.shape[0], buf.shape[1]
-    st = torch.addmm(ys_sq[None, :], q, ys.T, alpha=-2.0)
+    b, tile = q.shape[0], buf.shape[1]
+    st = samp_gemm.scores(q, 0, len(samp))
     if self_search:
         rows = np.arange(start, stop)
         pos = np.minimum(np.searchsorted(samp, rows), len(samp) - 1)
@@ -178,9 +328,9 @@ def _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp, samp_t, in_samp, bu
         t1 = min(t0 + tile, n_ref)
         s = buf[:b]
         if t1 - t0 == tile:
-            torch.addmm(y_sq[None, t0:t1], q, yt[t0:t1].T, alpha=-2.0, out=s)
+            gemm.scores(q, t0, t1, out=s)
         else:
-            s[:, :t1 - t0] = torch.addmm(y_sq[None, t0:t1], q, yt[t0:t1].T, alpha=-2.0)
+            s[:, :t1 - t0] = gemm.scores(q, t0, t1)
             s[:, t1 - t0:] = inf
         if self_search and t0 < stop and start < t1:
             rr = torch.arange(max(start, t0), min(stop, t1))
@@ -210,15 +360,15 @@ def _screen_tiles(q, start, stop, yt, y_sq, ys, ys_sq, samp, samp_t, in_samp, bu
     return best_v, best_i
 
 
-def _redo_crowded(x, y, yt, y_sq, q64, start, crowded, bound, k, self_search, tile,
+def _redo_crowded(x, y, gemm, q64, start, crowded, bound, k, self_search, tile,
                   out_d, out_i):
     """Exact lists for rows whose k-th distance is tied beyond the candidates."""
-    qc = torch.from_numpy(x[start + crowded])
+    qc = gemm.prepare(np.ascontiguousarray(x[start + crowded]))
     bc = torch.from_numpy(bound[crowded]).float()
     rs, cs = [], []
     for t0 in range(0, y.shape[0], tile):
         t1 = min(t0 + tile, y.shape[0])
-        s = torch.addmm(y_sq[None, t0:t1], qc, yt[t0:t1].T, alpha=-2.0)
+        s = gemm.scores(qc, t0, t1)
         nz = (s <= bc[:, None]).nonzero().numpy()
         rs.append(nz[:, 0])
         cs.append(nz[:, 1] + t0)
