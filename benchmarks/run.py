@@ -3,7 +3,7 @@
     python benchmarks/run.py            # all benchmarks (minutes), then RESULTS.md
     python benchmarks/run.py --report   # only rebuild RESULTS.md from recorded results
 
-Every ``bench_*.py`` here is run (clusters, compare, coverage, knn, peers, pipeline,
+Every ``bench_*.py`` here is run (clusters, compare, coverage, generator, knn, peers, pipeline,
 report, service); each writes ``results/<name>.json`` with a ``markdown`` section for RESULTS.md.
 """
 from __future__ import annotations
