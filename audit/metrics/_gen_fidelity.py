@@ -295,20 +295,3 @@ def _realism_exhaustive(x: np.ndarray, r: np.ndarray, fake: np.ndarray, n_featur
             np.maximum.at(res, ci, exact)
             out[start:stop] = res
     return out
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for start in range(0, fake.shape[0], block):
-            stop = min(fake.shape[0], start + block)
-            d2 = _expanded_sq(fc[start:stop], f_sq[start:stop], xc, x_sq)
-            band = factor * (f_sq[start:stop, None] + x_sq[None, :])
-            # bounds of each ratio from the expansion's error; the pairs whose upper bound
-            # reaches the row's best lower bound are recomputed exactly (and only they)
-            upper = r[None, :] / np.sqrt(np.maximum(d2 - band, 0.0))
-            lower = r[None, :] / np.sqrt(d2 + band)
-            best = lower.max(axis=1)
-            ci, cj = np.nonzero(upper >= best[:, None])
-            exact = r[cj] / np.sqrt(_direct_sq(fake, x, start + ci, cj))
-            exact[r[cj] == 0] = 0.0                     # an empty ball, even on the point
-            res = np.zeros(stop - start)
-            np.maximum.at(res, ci, exact)
-            out[start:stop] = res
-    return out
