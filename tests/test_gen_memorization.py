@@ -188,3 +188,27 @@ def test_section_in_the_report(memo, tmp_path):
     html = _render(tmp_path, ctx, [r]).read_text()
     assert 'id="check-generator_memorization"' in html and "near-copies" in html
     assert html.count("<code>gen-") >= 16 and "copy_distances" in html
+
+
+def test_exact_duplicates_in_the_real_data_do_not_zero_the_threshold():
+    """2% of the real rows duplicated exactly: their leave-one-out score is 0, and the 1%
+    quantile with them would be 0 (only exact copies caught). The threshold stays the one
+    of the distinct rows, and a copying decoder is still found."""
+    import numpy as np
+
+    from audit.checks import build_checks, run_check
+    from audit.latents import LatentSet
+    from generator_world import MemoDecoder, SmoothDecoder, context, world
+    base = world(2000, 0)
+    dup = np.arange(0, 2000, 50)                      # 40 rows, each written twice
+    x = np.concatenate([base.latents, base.latents[dup]])
+    meta = base.metadata.iloc[np.concatenate([np.arange(2000), dup])].reset_index(drop=True)
+    meta["id"] = [f"r{i}" for i in range(len(meta))]
+    real = LatentSet(latents=x, metadata=meta, ids=meta["id"].to_numpy(), source="<dup>")
+    check = build_checks({"generator_memorization": {}})[0]
+    clean = run_check(check, context(SmoothDecoder(), real=real, samples=3000))
+    assert clean.tables["real_duplicates"] > 0.03 and clean.tables["threshold"] > 0
+    assert [f for f in clean.findings if f.severity != "info"] == []
+    memo = run_check(check, context(MemoDecoder(base.latents), real=real, samples=3000))
+    assert memo.metrics["generator.memorized_fraction"] > 0.12
+    assert any(f.severity != "info" for f in memo.findings)

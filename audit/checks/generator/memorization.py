@@ -93,7 +93,11 @@ class GeneratorMemorizationCheck(Check):
         local = s.scale == "local" and kd.shape[1] >= 2
         null = loo_nearest_null(kd[:, :2], ki[:, :2], local=local)
         stat = copy_ratios(d, kd[nearest, 0].astype(np.float64)) if local else d
-        t = copy_test(stat, null, quantile=s.quantile, shrink=s.shrink)
+        # exact duplicates among the real points score 0 and would set a threshold of 0
+        # (only exact copies caught): they count once, through the positive scores
+        positive = null[null > 0]
+        t = copy_test(stat, positive if positive.size >= 20 else null, quantile=s.quantile,
+                      shrink=s.shrink)
         copies = np.flatnonzero(t["copies"])
         order = copies[np.lexsort((copies, d[copies], stat[copies]))]
         metrics = {"generator.memorized_fraction": float(t["fraction"]),
@@ -113,6 +117,7 @@ class GeneratorMemorizationCheck(Check):
             "p_value": t["p_value"], "alpha": s.alpha, "min_ratio": s.min_ratio,
             "min_excess": s.min_excess, "flagged": bool(flagged), "kind": gen.kind,
             "pairs": pairs, "not_listed": max(0, int(copies.size) - len(pairs)),
+            "real_duplicates": float((null == 0).mean()),
             "histogram": _histogram(stat, null, t["threshold"])}
         findings = []
         if flagged or (copies.size and t["p_value"] <= s.alpha):     # else: chance, say nothing
