@@ -307,3 +307,15 @@
     }
   };
 })();
+
+// The sticky nav wraps onto more lines when a run has many checks: anchor jumps keep each
+// heading below it by measuring it (scroll-margin-top reads --nav-h).
+(function () {
+  function navHeight() {
+    var nav = document.querySelector("nav");
+    if (nav) document.documentElement.style.setProperty("--nav-h", nav.offsetHeight + "px");
+  }
+  navHeight();
+  window.addEventListener("resize", navHeight);
+  document.addEventListener("DOMContentLoaded", navHeight);
+})();
