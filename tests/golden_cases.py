@@ -127,6 +127,7 @@ def demo(folder: Path) -> Path:
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
                          .read_text())
     cfg.pop("encoder")
+    cfg.pop("generator", None)          # the generator audit needs the VAE: not in this case
     cfg["data"] = {"latents": str(src / "latents.npy"), "metadata": str(src / "meta.parquet")}
     cfg["reference"] = {"latents": str(src / "ref.npy"),
                         "metadata": str(src / "ref-meta.parquet")}
