@@ -45,7 +45,8 @@ def _draw(rng, centers, lab, kind: str, basis):
     return out
 
 
-def make_data(n: int, d: int, folder: Path, seed: int = 0, kind: str = "isotropic") -> Path:
+def make_data(n: int, d: int, folder: Path, seed: int = 0, kind: str = "isotropic",
+              map_method: str = "auto") -> Path:
     """A blob mixture with every column a user would audit, and a reference set.
 
     ``kind`` is the blobs' shape (see ``_draw``): ``isotropic`` is the worst case for any
@@ -56,7 +57,8 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0, kind: str = "isotropi
     ``group`` (protected, independent of the latents), ``wrong`` (a 0/1 outcome). Reference:
     another draw from the same mixture (N/2 points) with blob 7 removed, so coverage has
     something to find. Every check runs: attributes (entanglement, bias leakage), protected
-    and outcome (bias), the reference (coverage), holes and the defaults.
+    and outcome (bias), the reference (coverage), holes and the defaults. ``map_method`` is
+    ``geometry.map`` (``auto`` is UMAP when umap-learn is installed, else t-SNE).
     """
     import numpy as np
     import pandas as pd
@@ -85,19 +87,21 @@ def make_data(n: int, d: int, folder: Path, seed: int = 0, kind: str = "isotropi
                    "data: {latents: latents.npy, metadata: meta.parquet}\n"
                    "reference: {latents: reference.npy, metadata: reference.parquet}\n"
                    "attributes: [kind, size]\nprotected: [group]\noutcome: wrong\nseed: 0\n"
+                   f"geometry: {{map: {map_method}}}\n"
                    "checks: {clusters: {}, outliers: {}, duplicates: {}, holes: {}, "
                    "coverage: {}, entanglement: {}, bias: {}}\n")
     return cfg
 
 
-def one(n: int, d: int, keep: str | None = None, kind: str = "isotropic") -> dict:
+def one(n: int, d: int, keep: str | None = None, kind: str = "isotropic",
+        map_method: str = "auto") -> dict:
     """Run one audit in this process; return stage timings and peak RSS (``keep``: a
     folder to copy the outputs to, to open the report afterwards)."""
     import shutil
 
     import audit
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = make_data(n, d, Path(tmp), kind=kind)
+        cfg = make_data(n, d, Path(tmp), kind=kind, map_method=map_method)
         t0 = time.perf_counter()
         run = audit.run(audit.load_config(cfg))
         audit.write_outputs(run, Path(tmp) / "out")
@@ -113,7 +117,8 @@ def one(n: int, d: int, keep: str | None = None, kind: str = "isotropic") -> dic
                 peak_kib = max(peak_kib, int(line.split()[1]))
     except OSError:
         pass
-    return {"n": n, "d": d, "data": kind, "wall_s": round(wall, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
+    from audit.geometry import map_method as resolve_map
+    return {"n": n, "d": d, "data": kind, "map": resolve_map(map_method), "wall_s": round(wall, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
             "stages_s": run.result.timings, "report_mib": round(size / 2**20, 2),
             "checks_s": round(sum(v for k, v in run.result.timings.items()
                                   if k.startswith("check.")), 2),
@@ -135,7 +140,7 @@ def record(rows: list[dict]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(out.read_text())["rows"] if out.is_file() else []
     def key(r: dict) -> tuple:
-        return r.get("data", "isotropic"), r["d"], r["n"]
+        return r.get("data", "isotropic"), r["d"], r["n"], r.get("map", "tsne")
     keep = {key(r): r for r in old}
     keep.update({key(r): r for r in rows})
     merged = [keep[k] for k in sorted(keep)]
@@ -155,18 +160,24 @@ def main() -> None:
     ap.add_argument("--data", choices=DATA_KINDS, nargs="+", default=["isotropic"],
                     help="blob shape: isotropic (worst case for a neighbour index) and/or "
                          "lowrank (intrinsic dimension 16, like an encoder's latents)")
-    ap.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--map", choices=("auto", "tsne", "umap", "pca"), nargs="+",
+                    default=["tsne"], help="geometry.map: tsne (the default without the "
+                    "umap extra), umap (auto with it; numba compiles its kernels in each new "
+                    "process), pca")
+    ap.add_argument("--stages", action="store_true", help="print every stage's time")
+    ap.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        n, d, kind = args.one
-        print(json.dumps(one(int(n), int(d), keep=args.keep, kind=kind)))
+        n, d, kind, mapm = args.one
+        print(json.dumps(one(int(n), int(d), keep=args.keep, kind=kind, map_method=mapm)))
         return
     sizes = [5000] if args.quick else args.sizes
     rows = []
-    for kind in args.data:
+    for kind, mapm in [(k, m) for k in args.data for m in args.map]:
         for d in args.dims:
             for n in sizes:
-                proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d), kind]
+                proc = subprocess.run([sys.executable, __file__, "--one", str(n), str(d), kind,
+                                       mapm]
                                       + (["--keep", args.keep] if args.keep else []),
                                       capture_output=True, text=True)
                 if proc.returncode != 0:
@@ -175,9 +186,12 @@ def main() -> None:
                 r = rows[-1]
                 stages = sorted(((k, v) for k, v in r["stages_s"].items() if k != "total"),
                                 key=lambda kv: -kv[1])[:6]
-                print(f"{kind:<9} {n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak "
+                print(f"{kind:<9} {r['map']:<5} {n:>9,} × {d:<4} {r['wall_s']:>8.1f} s  peak "
                       f"{r['peak_rss_gib']:.2f} GiB  checks {r['checks_s']:.1f} s  "
                       + ", ".join(f"{k} {v:.1f}" for k, v in stages), flush=True)
+                if args.stages:
+                    print("    " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(
+                        r["stages_s"].items(), key=lambda kv: -kv[1])), flush=True)
                 if not (args.quick or args.no_record):
                     record([r])
 

@@ -34,7 +34,7 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     vers = ", ".join(f"{p} {version(p)}" for p in ("numpy", "torch", "scikit-learn", "hdbscan"))
     peers = []                           # the tools bench_peers.py compares with, if installed
-    for p in ("umap-learn", "cleanlab", "prdc"):
+    for p in ("umap-learn", "cleanlab", "prdc", "dataeval"):
         try:
             peers.append(f"{p} {version(p)}")
         except Exception:

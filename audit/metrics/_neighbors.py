@@ -19,6 +19,8 @@ __all__ = ["knn", "hnsw_index", "knn_approximate", "knn_recall", "twonn_dimensio
 _MARGIN = 8          # extra candidates re-ranked in float64, so ties resolve by index
 _GROUPS = 16         # a tile's columns are screened in strided groups of this many
 _U32 = 2.0 ** -24    # float32 unit roundoff
+_SYMMETRIC = True    # self-searches take each distance block for both row blocks (benchmarks
+                     # set it False to time the one-sided search in the same process)
 
 
 def _block_rows(k: int, dim: int, tile: int, budget_bytes: int = 64 * 2**20) -> int:
@@ -167,6 +169,39 @@ class _Gemm:
         return out
 
 
+class _SqDist:
+    """Float32 squared distances ``|q|^2 + |y|^2 - 2 q.y`` among the rows of one matrix,
+    from one product of ``[-2q, 1, |q|^2]`` with ``[y, |y|^2, 1]`` (both norms folded in,
+    so a block serves the rows on either side of it). Each entry is a float32 dot product
+    of ``d + 2`` terms: within ``(d + 4) u (|q| + |y|)^2`` of the exact value."""
+
+    def __init__(self, lib: str, x: np.ndarray, x_sq: torch.Tensor) -> None:
+        self.lib = lib
+        n, d = x.shape
+        self.aug = np.empty((n, d + 2), dtype=np.float32)
+        self.aug[:, :d] = x
+        self.aug[:, d] = x_sq.numpy()
+        self.aug[:, d + 1] = 1.0
+
+    def query(self, r0: int, r1: int) -> np.ndarray:
+        """``[-2q, 1, |q|^2]`` of rows ``r0:r1``."""
+        a = self.aug[r0:r1]
+        d = a.shape[1] - 2
+        q = np.empty_like(a)
+        np.multiply(a[:, :d], -2.0, out=q[:, :d])               # exact: a power of two
+        q[:, d] = 1.0
+        q[:, d + 1] = a[:, d]
+        return q
+
+    def block(self, q: np.ndarray, t0: int, t1: int, out: torch.Tensor) -> None:
+        """Query rows ``q`` (from :meth:`query`) against rows ``t0:t1``, into ``out``
+        (that shape, C-contiguous)."""
+        if self.lib == "torch":
+            torch.mm(torch.from_numpy(q), torch.from_numpy(self.aug[t0:t1]).T, out=out)
+        else:
+            np.matmul(q, self.aug[t0:t1].T, out=out.numpy())
+
+
 def knn(x, *, k: int, y=None, block_size: int | None = None,
         tile_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean k nearest neighbours, computed tile by tile.
@@ -251,12 +286,15 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         samp_gemm = _Gemm(lib, y[samp], y_sq[samp_t])
         group_offsets = torch.arange(_GROUPS) * (tile // _GROUPS)
     local = threading.local()
+    # A self-search of a large reference takes each distance block once for both of its
+    # row blocks (``_screen_symmetric``): half the products of a one-sided search.
+    symmetric = _SYMMETRIC and self_search and not direct and n_q > 2 * tile
 
-    def run_block(start: int) -> None:
+    def screen_block(start: int):
+        """Top-m float32 candidates of query rows ``start:start + block``."""
         stop = min(start + block, n_q)
         b = stop - start
         q = gemm.prepare(x[start:stop])
-        q64 = x[start:stop].astype(np.float64)
         # ranking per row only needs |y|^2 - 2 q.y; |q|^2 is added back in float64
         if direct:
             s = gemm.scores(q, 0, n_ref)
@@ -264,13 +302,16 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
                 r = torch.arange(b)
                 s[r, r + start] = inf
             top = torch.topk(s, m, dim=1, largest=False, sorted=True)
-            best_v, best_i = top.values, top.indices
-        else:
-            if not hasattr(local, "buf"):
-                local.buf = torch.empty(block, tile)
-            best_v, best_i = _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp,
-                                           samp_t, in_samp, local.buf, group_offsets, m,
-                                           self_search)
+            return top.values, top.indices
+        if not hasattr(local, "buf"):
+            local.buf = torch.empty(block, tile)
+        return _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp, samp_t, in_samp,
+                             local.buf, group_offsets, m, self_search)
+
+    def finish_block(start: int, best_v: torch.Tensor, best_i: torch.Tensor) -> None:
+        """Exact float64 lists of rows ``start:start + len(best_v)`` from their candidates."""
+        stop = start + best_v.shape[0]
+        q64 = x[start:stop].astype(np.float64)
         cand = best_i.numpy()
         diff = q64[:, None, :] - y[cand].astype(np.float64)
         exact = np.sqrt(np.einsum("qmd,qmd->qm", diff, diff))
@@ -285,9 +326,10 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         # plus the float32 error of |q|^2 + |y|^2 - 2 q.y). If the m-th candidate is also
         # within it, more points may tie with the k-th than the candidates hold: the row
         # is redone over every point within the bound. The bound holds for any summation
-        # order of the float32 product (torch's or numpy's BLAS, see _Gemm), and only
-        # computed scores are compared with each other, so the candidates may differ
-        # between libraries but the (distance, index)-ordered result cannot.
+        # order of the float32 product (torch's or numpy's BLAS, see _Gemm; the symmetric
+        # search's transposed scores, see _screen_symmetric), and only computed scores are
+        # compared with each other, so the candidates may differ between paths but the
+        # (distance, index)-ordered result cannot.
         q_sq = np.einsum("qd,qd->q", q64, q64)
         tol = (2 * dim + 8) * _U32 * (np.sqrt(q_sq) + y_norm_max) ** 2
         bound = out_d[start:stop, k - 1] ** 2 * (1 + 1e-4) + 1e-6 + tol - q_sq
@@ -295,6 +337,9 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
         if crowded.size:
             _redo_crowded(x, y, gemm, q64, start, crowded, bound, k, self_search,
                           max(tile, 4096), out_d, out_i)
+
+    def run_block(start: int) -> None:
+        finish_block(start, *screen_block(start))
 
     # Blocks run side by side in worker threads, as many as torch's thread count, which is
     # left as it is (no global state changes). Run from the calling thread instead, the
@@ -304,7 +349,14 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     # numpy's BLAS is held at one thread meanwhile (one caller per worker thread).
     with (_one_blas_thread() if lib == "numpy" else contextlib.nullcontext()), \
             ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
-        list(pool.map(run_block, range(0, n_q, block)))
+        if symmetric:
+            best_v, best_i = _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp,
+                                               group_offsets, m, tile, block, y_sq, pool)
+            list(pool.map(lambda s0: finish_block(s0, best_v[s0:s0 + block],
+                                                  best_i[s0:s0 + block]),
+                          range(0, n_q, block)))
+        else:
+            list(pool.map(run_block, range(0, n_q, block)))
     return out_d, out_i
 
 
@@ -323,7 +375,6 @@ def _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp, samp_t, in_samp,
     top = torch.topk(st, m, dim=1, largest=False, sorted=True)
     best_v, best_i = top.values, samp_t[top.indices]
     thr = best_v[:, -1].clone()
-    width = tile // _GROUPS
     for t0 in range(0, n_ref, tile):
         t1 = min(t0 + tile, n_ref)
         s = buf[:b]
@@ -335,28 +386,157 @@ def _screen_tiles(q, start, stop, n_ref, gemm, samp_gemm, samp, samp_t, in_samp,
         if self_search and t0 < stop and start < t1:
             rr = torch.arange(max(start, t0), min(stop, t1))
             s[rr - start, rr - t0] = inf
-        # group j holds columns j, j + width, j + 2 width, ...; its minimum screens it
-        hits = (s.view(b, _GROUPS, width).amin(1) <= thr[:, None]).nonzero()
-        if hits.shape[0] == 0:
-            continue
-        rows, first, per = torch.unique_consecutive(hits[:, 0], return_inverse=True,
-                                                    return_counts=True)
-        slot_in_row = torch.arange(hits.shape[0]) - (torch.cumsum(per, 0) - per)[first]
-        cols = hits[:, 1:2] + group_offsets[None, :]
-        vals = s.view(-1).take(hits[:, 0:1] * tile + cols)
-        cols = cols + t0
-        vals.masked_fill_(in_samp[cols], inf)          # already counted from the sample
-        wmax = int(per.max())
-        slot = first * wmax + slot_in_row
-        nr = rows.shape[0]
-        dv = torch.full((nr * wmax, _GROUPS), inf).index_copy_(0, slot, vals)
-        di = torch.zeros((nr * wmax, _GROUPS), dtype=torch.int64).index_copy_(0, slot, cols)
-        allv = torch.cat([best_v[rows], dv.view(nr, -1)], 1)
-        alli = torch.cat([best_i[rows], di.view(nr, -1)], 1)
-        top = torch.topk(allv, m, dim=1, largest=False, sorted=True)
-        best_v[rows] = top.values
-        best_i[rows] = torch.gather(alli, 1, top.indices)
-        thr[rows] = top.values[:, -1]
+        _merge_tile(s, t0, thr, best_v, best_i, in_samp, group_offsets)
+    return best_v, best_i
+
+
+def _merge_tile(s: torch.Tensor, t0: int, thr: torch.Tensor, best_v: torch.Tensor,
+                best_i: torch.Tensor, in_samp: torch.Tensor, group_offsets: torch.Tensor
+                ) -> None:
+    """Merge a tile of scores ``s`` (rows x tile, reference columns ``t0:t0 + tile``,
+    inf where there is no column) into the rows' running top-m lists ``best_v`` /
+    ``best_i`` and thresholds ``thr``, in place (they may be views of larger tensors)."""
+    b, tile = s.shape
+    width = tile // _GROUPS
+    # group j holds columns j, j + width, j + 2 width, ...; its minimum screens it
+    hits = (s.view(b, _GROUPS, width).amin(1) <= thr[:, None]).nonzero()
+    if hits.shape[0] == 0:
+        return
+    cols = hits[:, 1:2] + group_offsets[None, :]
+    vals = s.reshape(-1).take(hits[:, 0:1] * tile + cols)
+    _merge_hits(hits[:, 0], vals, cols + t0, thr, best_v, best_i, in_samp)
+
+
+def _merge_hits(rows: torch.Tensor, vals: torch.Tensor, cols: torch.Tensor,
+                thr: torch.Tensor, best_v: torch.Tensor, best_i: torch.Tensor,
+                in_samp: torch.Tensor) -> None:
+    """Merge screened groups (``rows`` ascending, their ``vals`` and reference ``cols``,
+    ``_GROUPS`` of each a row) into the rows' top-m lists and thresholds, in place."""
+    inf = float("inf")
+    m = best_v.shape[1]
+    vals = vals.masked_fill(in_samp[cols], inf)    # already counted from the sample
+    urows, first, per = torch.unique_consecutive(rows, return_inverse=True,
+                                                 return_counts=True)
+    slot_in_row = torch.arange(rows.shape[0]) - (torch.cumsum(per, 0) - per)[first]
+    wmax = int(per.max())
+    slot = first * wmax + slot_in_row
+    nr = urows.shape[0]
+    dv = torch.full((nr * wmax, _GROUPS), inf).index_copy_(0, slot, vals)
+    di = torch.zeros((nr * wmax, _GROUPS), dtype=torch.int64).index_copy_(0, slot, cols)
+    allv = torch.cat([best_v[urows], dv.view(nr, -1)], 1)
+    alli = torch.cat([best_i[urows], di.view(nr, -1)], 1)
+    top = torch.topk(allv, m, dim=1, largest=False, sorted=True)
+    best_v[urows] = top.values
+    best_i[urows] = torch.gather(alli, 1, top.indices)
+    thr[urows] = top.values[:, -1]
+
+
+def _round_robin(nb: int) -> list[list[tuple[int, int]]]:
+    """Every block pair ``(i, j)``, ``i <= j``, of ``nb`` blocks in rounds whose pairs share
+    no block (the circle method; the diagonal pairs form the first round), so the pairs of
+    a round can update their rows' lists side by side without locks."""
+    rounds = [[(i, i) for i in range(nb)]]
+    ids = list(range(nb)) + ([-1] if nb % 2 else [])
+    n = len(ids)
+    for _ in range(n - 1):
+        rounds.append([(min(a, b), max(a, b)) for a, b in
+                       ((ids[i], ids[n - 1 - i]) for i in range(n // 2)) if a >= 0 and b >= 0])
+        ids = [ids[0], ids[-1]] + ids[1:-1]
+    return [r for r in rounds if r]
+
+
+def _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp, group_offsets, m, tile,
+                      block, y_sq, pool):
+    """Top-m float32 candidates of every row of ``x`` among ``x`` itself, each distance
+    block computed once for both of its row blocks.
+
+    Rows are cut into blocks of ``tile``. For a block pair (I, J) one product gives the
+    float32 squared distances ``D`` of I's rows (``block`` at a time) to J's (``_SqDist``).
+    I's rows are screened across the columns (groups as in ``_merge_tile``), J's down them
+    (groups of ``_GROUPS`` consecutive I rows), each against its threshold plus its own
+    squared norm, and a candidate's score is ``D`` less that norm: ``|y|^2 - 2 q.y`` as in
+    the one-sided search. A score is then within ``(d + 6) u (|q| + |y|)^2`` of the exact
+    value, inside the bound ``_knn`` allows. Pairs run in rounds of disjoint blocks
+    (``_round_robin``), so no two threads touch a row."""
+    inf = float("inf")
+    n = x.shape[0]
+    sq = _SqDist(lib, x, y_sq)
+    best_v = torch.empty(n, m)
+    best_i = torch.empty(n, m, dtype=torch.int64)
+
+    def start_rows(s0: int) -> None:              # every row's list from the sample
+        s1 = min(s0 + block, n)
+        q = samp_gemm.prepare(x[s0:s1])
+        st = samp_gemm.scores(q, 0, len(samp))
+        rows = np.arange(s0, s1)
+        pos = np.minimum(np.searchsorted(samp, rows), len(samp) - 1)
+        hit = np.flatnonzero(samp[pos] == rows)
+        st[hit, pos[hit]] = inf
+        top = torch.topk(st, m, dim=1, largest=False, sorted=True)
+        best_v[s0:s1], best_i[s0:s1] = top.values, samp_t[top.indices]
+
+    list(pool.map(start_rows, range(0, n, block)))
+    thr = best_v[:, -1].clone()
+    local = threading.local()
+    slack = 8 * _U32                  # the sum threshold + norm rounds; never screen short
+    width = tile // _GROUPS
+    rows_blk = -(-block // _GROUPS) * _GROUPS
+
+    def limit(r0: int, r1: int) -> torch.Tensor:
+        lim = thr[r0:r1] + y_sq[r0:r1]
+        return lim.add_(lim.abs() * slack)
+
+    def pair(ij: tuple[int, int]) -> None:
+        i, j = ij
+        i0, i1 = i * tile, min((i + 1) * tile, n)
+        j0, j1 = j * tile, min((j + 1) * tile, n)
+        nj = j1 - j0
+        if not hasattr(local, "buf"):
+            local.buf = torch.full((rows_blk, tile), inf)
+        buf = local.buf
+        if i != j:
+            lim_j = limit(j0, j1)
+            jr, jv, jc = [], [], []
+        for r0 in range(i0, i1, block):
+            r1 = min(r0 + block, i1)
+            b = r1 - r0
+            q = sq.query(r0, r1)
+            if nj == tile and b == rows_blk:
+                sq.block(q, j0, j1, out=buf)
+            else:
+                buf.fill_(inf)
+                part = torch.empty(b, nj)
+                sq.block(q, j0, j1, out=part)
+                buf[:b, :nj] = part
+            s = buf[:b]
+            if i == j:
+                rr = torch.arange(r0, r1)
+                s[rr - r0, rr - j0] = inf
+            # I's rows against J's columns
+            hits = (s.view(b, _GROUPS, width).amin(1) <= limit(r0, r1)[:, None]).nonzero()
+            if hits.shape[0]:
+                cols = hits[:, 1:2] + group_offsets[None, :]
+                vals = s.reshape(-1).take(hits[:, 0:1] * tile + cols) \
+                    - y_sq[r0 + hits[:, 0], None]
+                _merge_hits(hits[:, 0], vals, cols + j0, thr[r0:r1], best_v[r0:r1],
+                            best_i[r0:r1], in_samp)
+            if i != j:                            # J's rows against these columns of I
+                u3 = buf.view(rows_blk // _GROUPS, _GROUPS, tile)[:, :, :nj]
+                hits = (u3.amin(1) <= lim_j[None, :]).nonzero()
+                if hits.shape[0]:
+                    jr.append(hits[:, 1])
+                    jv.append(u3[hits[:, 0], :, hits[:, 1]] - y_sq[j0 + hits[:, 1], None])
+                    jc.append(r0 + hits[:, 0:1] * _GROUPS + torch.arange(_GROUPS)[None, :])
+        if i != j and jr:
+            rows = torch.cat(jr)
+            order = torch.argsort(rows, stable=True)
+            cols = torch.cat(jc)[order]
+            vals = torch.cat(jv)[order].masked_fill_(cols >= i1, inf)
+            _merge_hits(rows[order], vals, cols.clamp_(max=n - 1), thr[j0:j1],
+                        best_v[j0:j1], best_i[j0:j1], in_samp)
+
+    for rnd in _round_robin(-(-n // tile)):
+        list(pool.map(pair, rnd))
     return best_v, best_i
 
 
