@@ -93,39 +93,60 @@ def gemm_rates(x: np.ndarray, rows_max: int = 4096, repeats: int = 3) -> dict:
 
 
 def exact_row(n: int, d: int, repeats: int) -> dict:
-    """knn timed with each library forced (torch = the code before issue 17) and with
-    the calibrated choice, interleaved, best of ``repeats``; results must be identical."""
+    """knn timed, interleaved, best of ``repeats``: the self search with each library
+    forced, one-sided (``_SYMMETRIC`` off: every query row against every point, the code
+    before the symmetric search) and symmetric (each distance block serves both its row
+    blocks: half the products), and a cross search (N queries against N/2 other points).
+    Results must be identical across libraries and between the two self searches."""
     import os
 
-    from audit.metrics import knn
+    from audit.metrics import _neighbors, knn
     from audit.metrics._neighbors import _GEMM_RATES, gemm_library
     x = make_data(n, d)
+    y = make_data(n // 2, d, seed=1)
     gemm = gemm_rates(x, repeats=max(repeats, 3))
     os.environ.pop("LATENT_AUDIT_GEMM", None)
     chosen = gemm_library()
-    best = {"torch": float("inf"), "numpy": float("inf")}
+    runs = [(lib, False) for lib in ("torch", "numpy")] + [(chosen, True)]
+    best = {r: float("inf") for r in runs}
+    cross_s = float("inf")
     ref = None
-    for _ in range(repeats):
-        for lib in ("torch", "numpy"):
-            os.environ["LATENT_AUDIT_GEMM"] = lib
+    try:
+        for _ in range(repeats):
+            for lib, sym in runs:
+                os.environ["LATENT_AUDIT_GEMM"] = lib
+                _neighbors._SYMMETRIC = sym
+                t0 = time.perf_counter()
+                got = knn(x, k=K)
+                best[(lib, sym)] = min(best[(lib, sym)], time.perf_counter() - t0)
+                if ref is None:
+                    ref = got
+                elif not (np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])):
+                    raise AssertionError(f"knn results differ ({lib}, symmetric={sym})")
+            os.environ["LATENT_AUDIT_GEMM"] = chosen
             t0 = time.perf_counter()
-            got = knn(x, k=K)
-            best[lib] = min(best[lib], time.perf_counter() - t0)
-            if ref is None:
-                ref = got
-            elif not (np.array_equal(ref[0], got[0]) and np.array_equal(ref[1], got[1])):
-                raise AssertionError("knn results differ between torch and numpy")
-    os.environ.pop("LATENT_AUDIT_GEMM", None)
-    sec = best[chosen]
-    rate = 2 * n * n * d / sec / 1e9
+            knn(x, k=K, y=y)
+            cross_s = min(cross_s, time.perf_counter() - t0)
+    finally:
+        os.environ.pop("LATENT_AUDIT_GEMM", None)
+        _neighbors._SYMMETRIC = True
+    one_sided, sym_s = best[(chosen, False)], best[(chosen, True)]
     top = max(gemm.values())
+    full = 2.0 * n * n * d                      # flops of a one-sided search
     return {"n": n, "d": d, "k": K, "threads": torch.get_num_threads(), "gemm": gemm,
             "calibration_gflops": {k: round(v, 1) for k, v in _GEMM_RATES.items()},
-            "chosen": chosen, "torch_s": round(best["torch"], 2),
-            "numpy_s": round(best["numpy"], 2), "exact_s": round(sec, 2),
-            "exact_gflops": round(rate, 1), "gemm_gflops": round(top, 1),
-            "gemm_over_exact": round(top / rate, 2),
-            "speedup": round(best["torch"] / sec, 2),
+            "chosen": chosen, "torch_s": round(best[("torch", False)], 2),
+            "numpy_s": round(best[("numpy", False)], 2), "one_sided_s": round(one_sided, 2),
+            "exact_s": round(sym_s, 2), "symmetric_speedup": round(one_sided / sym_s, 2),
+            # rates: the flops each search does (the symmetric one does half)
+            "one_sided_gflops": round(full / one_sided / 1e9, 1),
+            "exact_gflops": round(full / 2 / sym_s / 1e9, 1),
+            "cross_s": round(cross_s, 2),
+            "cross_gflops": round(2.0 * n * (n // 2) * d / cross_s / 1e9, 1),
+            "gemm_gflops": round(top, 1),
+            "exact_share_of_gemm": round(full / 2 / sym_s / 1e9 / top, 2),
+            "cross_share_of_gemm": round(2.0 * n * (n // 2) * d / cross_s / 1e9 / top, 2),
+            "speedup": round(best[("torch", False)] / sym_s, 2),
             "knn_gemm_over_best": round(gemm[f"{chosen}_knn"] / top, 2),
             "identical": True}
 
@@ -146,26 +167,34 @@ def approximate_row(n: int, d: int, exact_s: float | None) -> dict:
 
 
 def markdown(res: dict) -> str:
-    lines = [("Exact = `audit.metrics.knn` (k = 15, self search). Its distance products run "
-             "with torch (MKL) or numpy (OpenBLAS, the norms folded into the product), "
-             "chosen per process by a one-off calibration of the tile product "
+    lines = [("Exact = `audit.metrics.knn` (k = 15). Its distance products run with torch "
+             "(MKL) or numpy (OpenBLAS, the norms folded into the product), chosen per "
+             "process by a one-off calibration of the tile product "
              "(`LATENT_AUDIT_GEMM=numpy|torch` forces one). GEMM: float32 GFLOP/s over the "
              "same N × N product in knn's 256 × 4096 tiles, each library called natively "
              "(one caller, its own threads) and as knn calls it (one caller per worker "
-             "thread, one BLAS thread each); best of 3, interleaved. kNN: torch forced (= "
-             "before issue 17), numpy forced, best of the repeats; results identical "
-             "(checked). Target (issue 17): the products at ≥ 80% of the best GEMM."), "",
+             "thread, one BLAS thread each); best of 3, interleaved. Self search: "
+             "one-sided with torch forced (= before issue 17) and numpy forced, and the "
+             "symmetric search with the calibrated library (each distance block serves "
+             "both of its row blocks: half the products); "
+             "results identical across all three (checked). Cross: N queries against N/2 "
+             "other points. Rates count the products each search does. Target (issue 17): "
+             "the products at ≥ 80% of the best GEMM."), "",
              ("| N | d | GEMM torch native | numpy native | torch in knn | numpy in knn | "
-             "chosen | in-knn / best GEMM | kNN torch (s) | kNN numpy (s) | speed-up | "
-             "kNN GFLOP/s | best GEMM / kNN |"),
-             "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+             "chosen | self one-sided torch (s) | one-sided numpy (s) | symmetric (s) | "
+             "symmetric speed-up | symmetric GFLOP/s (share of GEMM) | cross (s) | "
+             "cross GFLOP/s (share) |"),
+             "|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in res["exact"]:
         g = r["gemm"]
+        if "symmetric_speedup" not in r:          # recorded before the symmetric search
+            continue
         lines.append(f"| {r['n']:,} | {r['d']} | {g['torch_native']} | {g['numpy_native']} "
                      f"| {g['torch_knn']} | {g['numpy_knn']} | {r['chosen']} | "
-                     f"{r['knn_gemm_over_best']:.2f} | {r['torch_s']:.2f} | "
-                     f"{r['numpy_s']:.2f} | {r['speedup']:.2f}× | {r['exact_gflops']:.1f} | "
-                     f"{r['gemm_over_exact']:.2f} |")
+                     f"{r['torch_s']:.2f} | {r['numpy_s']:.2f} | {r['exact_s']:.2f} | "
+                     f"{r['symmetric_speedup']:.2f}× | {r['exact_gflops']:.1f} "
+                     f"({r['exact_share_of_gemm']:.0%}) | {r['cross_s']:.2f} | "
+                     f"{r['cross_gflops']:.1f} ({r['cross_share_of_gemm']:.0%}) |")
     if res.get("approximate"):
         lines += ["", "Approximate = `audit.metrics.knn_approximate` (faiss HNSW, build and "
                   "search, then exact re-rank of the candidates); recall@15 against exact "

@@ -411,20 +411,29 @@ def _merge_hits(rows: torch.Tensor, vals: torch.Tensor, cols: torch.Tensor,
                 thr: torch.Tensor, best_v: torch.Tensor, best_i: torch.Tensor,
                 in_samp: torch.Tensor) -> None:
     """Merge screened groups (``rows`` ascending, their ``vals`` and reference ``cols``,
-    ``_GROUPS`` of each a row) into the rows' top-m lists and thresholds, in place."""
+    ``_GROUPS`` of each a row) into the rows' top-m lists and thresholds, in place.
+
+    Only values at or under a row's threshold can enter its list, so only those are
+    merged: a row's selection then runs over its list and a few values, not over whole
+    groups padded to the busiest row's count."""
     inf = float("inf")
     m = best_v.shape[1]
     vals = vals.masked_fill(in_samp[cols], inf)    # already counted from the sample
+    keep = vals <= thr[rows][:, None]
+    rows = rows[:, None].expand(-1, vals.shape[1])[keep]
+    if rows.shape[0] == 0:
+        return
+    vals, cols = vals[keep], cols[keep]
     urows, first, per = torch.unique_consecutive(rows, return_inverse=True,
                                                  return_counts=True)
-    slot_in_row = torch.arange(rows.shape[0]) - (torch.cumsum(per, 0) - per)[first]
-    wmax = int(per.max())
-    slot = first * wmax + slot_in_row
-    nr = urows.shape[0]
-    dv = torch.full((nr * wmax, _GROUPS), inf).index_copy_(0, slot, vals)
-    di = torch.zeros((nr * wmax, _GROUPS), dtype=torch.int64).index_copy_(0, slot, cols)
-    allv = torch.cat([best_v[urows], dv.view(nr, -1)], 1)
-    alli = torch.cat([best_i[urows], di.view(nr, -1)], 1)
+    slot = torch.arange(rows.shape[0]) - (torch.cumsum(per, 0) - per)[first]
+    nr, wmax = urows.shape[0], int(per.max())
+    dv = torch.full((nr, wmax), inf)
+    dv[first, slot] = vals
+    di = torch.zeros((nr, wmax), dtype=torch.int64)
+    di[first, slot] = cols
+    allv = torch.cat([best_v[urows], dv], 1)
+    alli = torch.cat([best_i[urows], di], 1)
     top = torch.topk(allv, m, dim=1, largest=False, sorted=True)
     best_v[urows] = top.values
     best_i[urows] = torch.gather(alli, 1, top.indices)
