@@ -28,13 +28,19 @@ def _tree_arrays(raw: np.ndarray, n_fit: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _query(tree, x: np.ndarray, k: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``tree.query(x, k)`` in chunks, in threads (sklearn's query releases the GIL)."""
-    starts = list(range(0, len(x), _CHUNK))
+    """``tree.query(x, k)`` in chunks, in threads (sklearn's query releases the GIL).
+
+    Chunks are equal shares of the rows (at most ``_CHUNK`` each, at least one per
+    thread), so no thread is left with most of the work (80,000 rows in chunks of
+    65,536 kept one of two threads busy four times as long as the other)."""
+    n_chunks = max(-(-len(x) // _CHUNK), min(max(1, n_jobs), len(x)), 1)
+    size = max(1, -(-len(x) // n_chunks))
+    starts = list(range(0, len(x), size))
     dist = np.empty((len(x), k))
     ind = np.empty((len(x), k), dtype=np.int64)
 
     def one(s: int) -> None:
-        d, i = tree.query(x[s:s + _CHUNK], k=k)
+        d, i = tree.query(x[s:s + size], k=k)
         dist[s:s + len(d)], ind[s:s + len(d)] = d, i
     if n_jobs > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:

@@ -104,7 +104,7 @@ def depth_pvalue(depth, n_ref: int, n_data: int) -> np.ndarray:
 
 
 def uncovered_depth(reference, data, rows, *, max_depth: int,
-                    nearest=None) -> np.ndarray:
+                    nearest=None, graph=None) -> np.ndarray:
     """How many other reference points lie strictly closer to each of ``rows`` than its
     nearest data point (at most ``max_depth``).
 
@@ -121,6 +121,12 @@ def uncovered_depth(reference, data, rows, *, max_depth: int,
     nearest : array-like of shape (n,), default=None
         Distance of each of ``rows`` to its nearest data point, when already known;
         ``None`` searches exactly.
+    graph : tuple of two arrays of shape (n_ref, g), default=None
+        ``(distances, indices)`` of an *exact* k-NN graph of ``reference`` (each point's
+        ``g`` nearest other points, ascending, as :func:`~audit.metrics.knn` gives). A row
+        whose nearest data point is no farther than its ``g``-th graph neighbour is
+        answered from the graph (every closer reference point is in it); only the others
+        are searched. The answer is the same as without it.
 
     Returns
     -------
@@ -152,8 +158,21 @@ def uncovered_depth(reference, data, rows, *, max_depth: int,
         if dn.shape[0] != rows.size:
             raise ValueError(f"nearest has {dn.shape[0]} entries, expected {rows.size}")
     kk = int(min(max_depth + 1, len(reference)))
-    dr, _ = knn(reference[rows], y=reference, k=kk)           # includes the point itself
-    return np.maximum((dr < dn).sum(axis=1) - 1, 0).astype(np.int64)
+    depth = np.empty(rows.size, dtype=np.int64)
+    search = np.arange(rows.size)
+    if graph is not None:
+        gd = np.asarray(graph[0], dtype=np.float64)[rows]
+        if gd.shape[1]:
+            # the point itself (distance 0) and its graph neighbours closer than dn; a
+            # point outside the graph is at least the last graph distance away
+            inside = gd[:, -1] >= dn[:, 0]
+            count = (dn > 0)[:, 0] + (gd < dn).sum(axis=1)
+            depth[inside] = np.maximum(np.minimum(count[inside], kk) - 1, 0)
+            search = np.flatnonzero(~inside)
+    if search.size:
+        dr, _ = knn(reference[rows[search]], y=reference, k=kk)   # includes the point itself
+        depth[search] = np.maximum((dr < dn[search]).sum(axis=1) - 1, 0)
+    return depth
 
 
 def gap_regions(uncovered, graph) -> np.ndarray:

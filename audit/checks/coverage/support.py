@@ -62,8 +62,10 @@ def reference_part(ctx: Context, s: Settings, metrics: dict[str, float],
     # depth test of every uncovered point; covered points get p = 1
     rows = np.flatnonzero(unc)
     depth = np.zeros(m_ref, dtype=np.int64)
+    exact = ctx.knn_info.get("reference_knn", {}).get("method") == "exact"
     depth[rows] = uncovered_depth(reference, data, rows, max_depth=s.max_depth,
-                                  nearest=nearest[rows])
+                                  nearest=nearest[rows],
+                                  graph=ctx.reference_knn if exact else None)
     pvals = np.ones(m_ref)
     pvals[rows] = depth_pvalue(depth[rows], m_ref, n)
     qvals = np.minimum(pvals * m_ref, 1.0)          # Bonferroni over the reference
