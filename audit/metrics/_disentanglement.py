@@ -14,6 +14,7 @@ no factor is left. A constant code is fine: it scores zero mutual information.
 """
 from __future__ import annotations
 
+import math
 from functools import partial
 
 import numpy as np
@@ -43,17 +44,73 @@ def _discretize(codes: np.ndarray, num_bins: int) -> np.ndarray:
     return out
 
 
+def _mi_from_counts(counts: np.ndarray) -> float:
+    """``sklearn.metrics.mutual_info_score`` from a (factor level, code bin) count table
+    whose rows and columns are in sorted label order, empty ones allowed: the same
+    operations on the same nonzero cells in the same (row-major) order, so the same float.
+    """
+    counts = counts[counts.sum(axis=1) > 0][:, counts.sum(axis=0) > 0]
+    nzx, nzy = np.nonzero(counts)
+    nz_val = counts[nzx, nzy]
+    contingency_sum = counts.sum()
+    pi = counts.sum(axis=1)
+    pj = counts.sum(axis=0)
+    if pi.size == 1 or pj.size == 1:
+        return 0.0
+    log_contingency_nm = np.log(nz_val)
+    contingency_nm = nz_val / contingency_sum
+    outer = pi.take(nzx).astype(np.int64, copy=False) * pj.take(nzy).astype(np.int64,
+                                                                            copy=False)
+    log_outer = -np.log(outer) + math.log(pi.sum()) + math.log(pj.sum())
+    mi = (contingency_nm * (log_contingency_nm - math.log(contingency_sum))
+          + contingency_nm * log_outer)
+    mi = np.where(np.abs(mi) < np.finfo(mi.dtype).eps, 0.0, mi)
+    return float(np.clip(mi.sum(), 0.0, None))
+
+
+def _sorted_index(labels: np.ndarray) -> np.ndarray:
+    """Each label's index in the sorted labels (unused values may leave gaps): for small
+    integers the value minus the smallest, else ``np.unique``'s inverse."""
+    if labels.dtype.kind in "iu":
+        low = int(labels.min())
+        if int(labels.max()) - low <= 4 * labels.size + 64:
+            return (labels - low).astype(np.intp)
+    return np.unique(labels, return_inverse=True)[1].ravel().astype(np.intp)
+
+
 def _mutual_info(discrete_codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    m = np.zeros((discrete_codes.shape[1], factors.shape[1]))
-    for i in range(discrete_codes.shape[1]):
-        for j in range(factors.shape[1]):
-            m[i, j] = mutual_info_score(factors[:, j], discrete_codes[:, i])
+    """(n_codes, n_factors) ``mutual_info_score(factor_j, code_i)``: one ``bincount`` per
+    factor counts every code's table at once (instead of one sparse contingency matrix
+    per pair), then :func:`_mi_from_counts` repeats sklearn's arithmetic on each."""
+    n, n_codes = discrete_codes.shape
+    m = np.zeros((n_codes, factors.shape[1]))
+    if n == 0 or n_codes == 0:
+        return m
+    bins = np.empty(discrete_codes.shape, dtype=np.intp)
+    n_bins = 1
+    for i in range(n_codes):
+        bins[:, i] = _sorted_index(discrete_codes[:, i])
+        n_bins = max(n_bins, int(bins[:, i].max()) + 1)
+    for j in range(factors.shape[1]):
+        level = _sorted_index(factors[:, j])
+        k = int(level.max()) + 1
+        keys = bins + (level * n_bins)[:, None] + np.arange(n_codes) * (k * n_bins)
+        counts = np.bincount(keys.ravel(), minlength=n_codes * k * n_bins)
+        counts = counts.reshape(n_codes, k, n_bins)
+        for i in range(n_codes):
+            m[i, j] = _mi_from_counts(counts[i])
     return m
 
 
 def _entropy(factors: np.ndarray) -> np.ndarray:
     return np.array([mutual_info_score(factors[:, j], factors[:, j])
                      for j in range(factors.shape[1])])
+
+
+def _mig(mi: np.ndarray, entropy: np.ndarray) -> float:
+    """MIG of an (n_codes >= 2, n_factors) MI matrix and the factors' (non-zero) entropies."""
+    top = np.sort(mi, axis=0)[::-1]
+    return float(np.mean((top[0] - top[1]) / entropy))
 
 
 def _modularity(mi: np.ndarray) -> float:
@@ -229,9 +286,7 @@ def mig_score(codes, factors, *, num_bins: int = 20) -> float:
     if not keep.any():
         return _undefined("mig_score", "every factor takes a single value")
     factors = factors[:, keep]
-    mi = _mutual_info(_discretize(codes, num_bins), factors)
-    top = np.sort(mi, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / _entropy(factors)))
+    return _mig(_mutual_info(_discretize(codes, num_bins), factors), _entropy(factors))
 
 
 def modularity_score(codes, factors, *, num_bins: int = 20) -> float:

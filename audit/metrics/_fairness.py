@@ -26,9 +26,29 @@ __all__ = ["representation_test", "rate_disparity", "top_fraction", "MISSING_GRO
 
 # --------------------------------------------------------------------------- labels
 
+def _encode_plain(arr: np.ndarray, name: str) -> tuple[np.ndarray, list] | None:
+    """``_encode`` of labels that cannot be missing and compare as Python values do
+    (integers, booleans, strings, or an object array of ``str`` only): ``np.unique``
+    gives the same sorted labels and codes without a Python loop. ``None`` otherwise."""
+    if arr.dtype.kind not in "iubU":
+        if arr.dtype != object or not all(type(v) is str for v in arr.tolist()):
+            return None
+    if arr.size == 0:
+        return None
+    labels, codes = np.unique(arr, return_inverse=True)
+    labels = labels.tolist()
+    if arr.dtype.kind in "UO" and MISSING_GROUP in labels:
+        raise ValueError(f"{name} uses the label {MISSING_GROUP!r}, which is reserved "
+                         "for missing (None/NaN) labels")
+    return codes.ravel().astype(np.intp), labels
+
+
 def _encode(values: Any, name: str, n: int | None = None) -> tuple[np.ndarray, list]:
     """Integer codes ``(n,)`` into the returned list of labels (see the module notes)."""
     arr = validate_labels(values, name, n)
+    fast = _encode_plain(arr, name)
+    if fast is not None:
+        return fast
     raw = arr.tolist()
     index: dict[Any, int] = {}
     first: list[Any] = []

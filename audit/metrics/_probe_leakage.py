@@ -7,7 +7,10 @@ Group labels follow the conventions of ``_fairness``. Further:
 """
 from __future__ import annotations
 
+import copy
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from sklearn.utils import check_random_state
 from threadpoolctl import threadpool_limits
 
 from ._fairness import _encode
-from ._probes import logistic_probe, out_of_fold
+from ._probes import logistic_probe, out_of_fold, threads
 from ._validation import validate_float, validate_int, validate_matrix
 
 __all__ = ["probe_leakage", "residualize"]
@@ -29,6 +32,7 @@ _BOOT_CHUNK_VALUES = 1 << 21
 # Up to this many values in X, the probe's many small fits run with one BLAS thread:
 # threads only add overhead there, and on a busy machine they can make it 5x slower.
 _SINGLE_THREAD_MAX_VALUES = 1 << 20
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 # --------------------------------------------------------------------------- probe
@@ -58,13 +62,55 @@ def _score(out: np.ndarray, y: np.ndarray, n_classes: int) -> float:
 
 
 def _oof(X: np.ndarray, y: np.ndarray, n_classes: int, cv: int, seed: int,
-         design: np.ndarray | None) -> tuple[np.ndarray, list[np.ndarray]]:
+         design: np.ndarray | None, workers: int = 1
+         ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Out-of-fold decision values (binary) or probabilities, and each fold's coefficients:
     the shared cross-validated logistic probe (:func:`._probes.out_of_fold`) over shuffled
     stratified folds, residualised fold by fold on ``design`` when given."""
     folds = StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed).split(X, y)
     output = "decision_function" if n_classes == 2 else "predict_proba"
-    return out_of_fold(X, y, folds, logistic_probe, output=output, design=design)
+    return out_of_fold(X, y, folds, logistic_probe, output=output, design=design,
+                       workers=workers)
+
+
+def _null_scores(X: np.ndarray, codes: np.ndarray, n_classes: int, cv: int,
+                 design: np.ndarray | None, score: float, n_permutations: int,
+                 stop_after: int, rng: np.random.RandomState, workers: int
+                 ) -> tuple[list[float], int]:
+    """The permutation scores and how many reached ``score``: the serial loop's
+    (permutation, fold seed) draws, up to ``workers`` of them fitted at once.
+
+    The draws come from a copy of ``rng``, so later permutations can start before the
+    sequential stop (``stop_after``) is decided; results are taken in order and the loop
+    stops where the serial one would. ``rng`` then replays exactly the draws used, and
+    leaves here in the serial loop's state (the bootstrap draws from it next). At most
+    ``workers - 1`` fits past the stop are wasted.
+    """
+    ahead = copy.deepcopy(rng)
+
+    def job(y_perm: np.ndarray, seed: int) -> float:
+        return _score(_oof(X, y_perm, n_classes, cv, seed, design)[0], y_perm, n_classes)
+
+    null: list[float] = []
+    reached = 0
+    pending: deque = deque()
+    drawn = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        while len(null) < n_permutations:
+            while drawn < n_permutations and len(pending) < max(1, workers):
+                y_perm = ahead.permutation(codes)
+                pending.append(pool.submit(job, y_perm, ahead.randint(_INT32_MAX)))
+                drawn += 1
+            null.append(pending.popleft().result())
+            reached += null[-1] >= score
+            if stop_after and reached >= stop_after:
+                break
+        for f in pending:
+            f.cancel()
+    for _ in null:
+        rng.permutation(codes)
+        rng.randint(_INT32_MAX)
+    return null, reached
 
 
 def _bootstrap_ci(out: np.ndarray, y: np.ndarray, n_classes: int, n_boot: int,
@@ -220,22 +266,16 @@ def probe_leakage(X, groups, *, covariates=None, cv: int = 5, n_permutations: in
 
     limits = 1 if X.size <= _SINGLE_THREAD_MAX_VALUES else None
     with threadpool_limits(limits=limits, user_api="blas"):
-        out, coefs = _oof(X, codes, n_classes, cv, rng.randint(np.iinfo(np.int32).max),
-                          design)
+        # many BLAS threads would run under each of ours: then one fit at a time
+        workers = threads() if limits == 1 else 1
+        out, coefs = _oof(X, codes, n_classes, cv, rng.randint(_INT32_MAX), design,
+                          workers)
         score = _score(out, codes, n_classes)
-        null = []
-        reached = 0
         with warnings.catch_warnings():
             # Probes of shuffled labels are noise fits; their convergence is not the result.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            for _ in range(n_permutations):
-                y_perm = rng.permutation(codes)
-                out_perm, _ = _oof(X, y_perm, n_classes, cv,
-                                   rng.randint(np.iinfo(np.int32).max), design)
-                null.append(_score(out_perm, y_perm, n_classes))
-                reached += null[-1] >= score
-                if stop_after and reached >= stop_after:
-                    break
+            null, reached = _null_scores(X, codes, n_classes, cv, design, score,
+                                         n_permutations, stop_after, rng, workers)
     coef = np.mean(coefs, axis=0)
     coef_list = coef[0].tolist() if n_classes == 2 else coef.tolist()
     if n_permutations:

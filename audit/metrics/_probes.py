@@ -10,7 +10,9 @@ Conventions shared with ``_directions``, ``_edit_leakage`` and ``_direction_cons
 """
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -119,9 +121,28 @@ def _standardizer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, sd
 
 
+def threads() -> int:
+    """Worker threads for independent fits: the cores this process may use, at most 8.
+    The fits (BLAS, sklearn's Cython loops) release the GIL; every fit is the same as a
+    serial one, so results do not depend on this number."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def thread_map(fn, items: list, workers: int) -> list:
+    """``[fn(x) for x in items]``, in threads when ``workers > 1`` (results in order)."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
 def out_of_fold(X: np.ndarray, target: np.ndarray, folds, model, *,
-                output: str = "predict", design: np.ndarray | None = None
-                ) -> tuple[np.ndarray, list[np.ndarray]]:
+                output: str = "predict", design: np.ndarray | None = None,
+                workers: int = 1) -> tuple[np.ndarray, list[np.ndarray]]:
     """The cross-validated probe: out-of-fold outputs and each fold's coefficients.
 
     For each ``(train, test)`` of ``folds`` a fresh ``model()`` is fitted on the training
@@ -129,12 +150,12 @@ def out_of_fold(X: np.ndarray, target: np.ndarray, folds, model, *,
     ``"decision_function"`` or ``"predict_proba"``). With ``design``, ``X`` is first
     residualised on it with least-squares coefficients of the training fold only;
     features are then standardised with the training fold's mean and standard deviation.
-    Shared by :func:`probe_score` and :func:`~audit.metrics.probe_leakage`; private,
-    trusts its inputs.
+    The folds are independent fits: ``workers > 1`` runs them in that many threads, with
+    the same results. Shared by :func:`probe_score` and
+    :func:`~audit.metrics.probe_leakage`; private, trusts its inputs.
     """
-    out: np.ndarray | None = None
-    coefs = []
-    for train, test in folds:
+    def fit(fold: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        train, test = fold
         x_train, x_test = X[train], X[test]
         if design is not None:
             beta = np.linalg.lstsq(design[train], x_train, rcond=None)[0]
@@ -143,11 +164,16 @@ def out_of_fold(X: np.ndarray, target: np.ndarray, folds, model, *,
         mu, sd = _standardizer(x_train)
         clf = model()
         clf.fit((x_train - mu) / sd, target[train])
-        values = getattr(clf, output)((x_test - mu) / sd)
+        return getattr(clf, output)((x_test - mu) / sd), clf.coef_
+
+    folds = list(folds)
+    out: np.ndarray | None = None
+    coefs = []
+    for (_, test), (values, coef) in zip(folds, thread_map(fit, folds, workers)):
         if out is None:
             out = np.empty((X.shape[0],) + values.shape[1:], dtype=values.dtype)
         out[test] = values
-        coefs.append(clf.coef_)
+        coefs.append(coef)
     return out, coefs
 
 
@@ -274,7 +300,8 @@ def probe_score(X, y, *, categorical: bool, cv: int = 5, n_bootstrap: int = 200,
     limit = 1 if X.size <= _SINGLE_THREAD_MAX_VALUES else None
     with threadpool_limits(limits=limit), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        pred, _ = out_of_fold(X, target, folds, model, output="predict")
+        pred, _ = out_of_fold(X, target, folds, model, output="predict",
+                              workers=threads() if limit == 1 else 1)
         mu, sd = _standardizer(X)
         full = model().fit((X - mu) / sd, target)
     coef = np.atleast_2d(full.coef_) / sd                   # back to the units of X

@@ -28,6 +28,7 @@ from ...metrics import (
     sap_score,
 )
 from ...metrics._dimensions import dead_dimension_test
+from ...metrics._disentanglement import _mig, _modularity
 from ._format import matrix, opt_float
 from ._sampling import _seed, _subsample
 from .attributes import Attribute
@@ -109,13 +110,18 @@ def factor_analysis(ctx: Context, usable: list[Attribute], notes: list[str], s: 
         out["variance_ratio_ci"] = dead["ci"]
     # disentanglement scores
     if s.disentanglement:
-        out["scores"] = _scores(ctx, z, factors, out["score_notes"], s)
+        out["scores"] = _scores(ctx, z, factors, out["score_notes"], s, mi, ent)
     return out
 
 
 def _scores(ctx: Context, z: np.ndarray, factors: np.ndarray, score_notes: list[str],
-            s: Settings) -> dict[str, float]:
-    """MIG, modularity, SAP and DCI (``nan`` where undefined; warnings become notes)."""
+            s: Settings, mi: np.ndarray, ent: np.ndarray) -> dict[str, float]:
+    """MIG, modularity, SAP and DCI (``nan`` where undefined; warnings become notes).
+
+    ``mi`` and ``ent`` are the MI map's matrix and the factors' entropies: MIG and
+    modularity are these functions of them (every factor here varies, so
+    ``mig_score``/``modularity_score`` would drop none and recompute the same matrix).
+    """
     nan = float("nan")
     scores = dict.fromkeys(SCORE_NOTES, nan)
     if z.shape[1] < 2:
@@ -123,10 +129,13 @@ def _scores(ctx: Context, z: np.ndarray, factors: np.ndarray, score_notes: list[
         return scores
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        scores["disentanglement.mig"] = mig_score(z, factors, num_bins=s.mi_bins)
+        varies = bool(np.all(ent > 0))
+        scores["disentanglement.mig"] = (_mig(mi, ent) if varies else
+                                         mig_score(z, factors, num_bins=s.mi_bins))
         if factors.shape[1] >= 2:
-            scores["disentanglement.modularity"] = modularity_score(
-                z, factors, num_bins=s.mi_bins)
+            scores["disentanglement.modularity"] = (
+                _modularity(mi) if varies else
+                modularity_score(z, factors, num_bins=s.mi_bins))
         else:
             score_notes.append("Modularity and DCI need at least two attributes.")
         sub = ctx.sample_rows(z.shape[0], s.dci_max_rows, "entanglement.dci_rows")
