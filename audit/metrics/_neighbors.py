@@ -288,7 +288,9 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     local = threading.local()
     # A self-search of a large reference takes each distance block once for both of its
     # row blocks (``_screen_symmetric``): half the products of a one-sided search.
-    symmetric = _SYMMETRIC and self_search and not direct and n_q > 2 * tile
+    # (every row block must hold a row's first list: more than m rows)
+    symmetric = (_SYMMETRIC and self_search and not direct and n_q > 2 * tile
+                 and tile > 4 * m)
 
     def screen_block(start: int):
         """Top-m float32 candidates of query rows ``start:start + block``."""
@@ -350,8 +352,7 @@ def _knn(x: np.ndarray, y: np.ndarray, k: int, self_search: bool, block: int,
     with (_one_blas_thread() if lib == "numpy" else contextlib.nullcontext()), \
             ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
         if symmetric:
-            best_v, best_i = _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp,
-                                               group_offsets, m, tile, block, y_sq, pool)
+            best_v, best_i = _screen_symmetric(x, lib, m, tile, block, y_sq, pool)
             list(pool.map(lambda s0: finish_block(s0, best_v[s0:s0 + block],
                                                   best_i[s0:s0 + block]),
                           range(0, n_q, block)))
@@ -409,7 +410,7 @@ def _merge_tile(s: torch.Tensor, t0: int, thr: torch.Tensor, best_v: torch.Tenso
 
 def _merge_hits(rows: torch.Tensor, vals: torch.Tensor, cols: torch.Tensor,
                 thr: torch.Tensor, best_v: torch.Tensor, best_i: torch.Tensor,
-                in_samp: torch.Tensor) -> None:
+                in_samp: torch.Tensor | None) -> None:
     """Merge screened groups (``rows`` ascending, their ``vals`` and reference ``cols``,
     ``_GROUPS`` of each a row) into the rows' top-m lists and thresholds, in place.
 
@@ -418,7 +419,8 @@ def _merge_hits(rows: torch.Tensor, vals: torch.Tensor, cols: torch.Tensor,
     groups padded to the busiest row's count."""
     inf = float("inf")
     m = best_v.shape[1]
-    vals = vals.masked_fill(in_samp[cols], inf)    # already counted from the sample
+    if in_samp is not None:
+        vals = vals.masked_fill(in_samp[cols], inf)  # already counted from the sample
     keep = vals <= thr[rows][:, None]
     rows = rows[:, None].expand(-1, vals.shape[1])[keep]
     if rows.shape[0] == 0:
@@ -454,37 +456,44 @@ def _round_robin(nb: int) -> list[list[tuple[int, int]]]:
     return [r for r in rounds if r]
 
 
-def _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp, group_offsets, m, tile,
-                      block, y_sq, pool):
+def _screen_symmetric(x, lib, m, tile, block, y_sq, pool):
     """Top-m float32 candidates of every row of ``x`` among ``x`` itself, each distance
     block computed once for both of its row blocks.
 
-    Rows are cut into blocks of ``tile``. For a block pair (I, J) one product gives the
-    float32 squared distances ``D`` of I's rows (``block`` at a time) to J's (``_SqDist``).
-    I's rows are screened across the columns (groups as in ``_merge_tile``), J's down them
-    (groups of ``_GROUPS`` consecutive I rows), each against its threshold plus its own
-    squared norm, and a candidate's score is ``D`` less that norm: ``|y|^2 - 2 q.y`` as in
-    the one-sided search. A score is then within ``(d + 6) u (|q| + |y|)^2`` of the exact
+    Rows are cut into blocks of at most ``tile`` (equal sizes, multiples of ``_GROUPS``).
+    Every row's list starts from its own block (the diagonal blocks, each row excluded
+    by index). For a block pair (I, J) one product gives the float32 squared distances
+    ``D`` of I's rows (``block`` at a time) to J's (``_SqDist``). I's rows are screened
+    across the columns (groups as in ``_merge_tile``), J's down them (groups of
+    ``_GROUPS`` consecutive I rows), each against its threshold plus its own squared
+    norm, and a candidate's score is ``D`` less that norm: ``|y|^2 - 2 q.y`` as in the
+    one-sided search. A score is then within ``(d + 6) u (|q| + |y|)^2`` of the exact
     value, inside the bound ``_knn`` allows. Pairs run in rounds of disjoint blocks
     (``_round_robin``), so no two threads touch a row."""
     inf = float("inf")
     n = x.shape[0]
+    nb = -(-n // tile)
+    tile = -(-(-(-n // nb)) // _GROUPS) * _GROUPS       # equal blocks, _GROUPS-aligned
+    nb = -(-n // tile)
+    group_offsets = torch.arange(_GROUPS) * (tile // _GROUPS)
     sq = _SqDist(lib, x, y_sq)
     best_v = torch.empty(n, m)
     best_i = torch.empty(n, m, dtype=torch.int64)
 
-    def start_rows(s0: int) -> None:              # every row's list from the sample
-        s1 = min(s0 + block, n)
-        q = samp_gemm.prepare(x[s0:s1])
-        st = samp_gemm.scores(q, 0, len(samp))
-        rows = np.arange(s0, s1)
-        pos = np.minimum(np.searchsorted(samp, rows), len(samp) - 1)
-        hit = np.flatnonzero(samp[pos] == rows)
-        st[hit, pos[hit]] = inf
-        top = torch.topk(st, m, dim=1, largest=False, sorted=True)
-        best_v[s0:s1], best_i[s0:s1] = top.values, samp_t[top.indices]
+    def start_rows(s0: int) -> None:              # every row's list from its own block
+        c0 = s0 // tile * tile
+        c1 = min(c0 + tile, n)
+        s1 = min(s0 + block, c1)
+        part = torch.empty(s1 - s0, c1 - c0)
+        sq.block(sq.query(s0, s1), c0, c1, out=part)
+        r = torch.arange(s1 - s0)
+        part[r, r + (s0 - c0)] = inf
+        top = torch.topk(part, m, dim=1, largest=False, sorted=True)
+        best_v[s0:s1] = top.values - y_sq[s0:s1, None]
+        best_i[s0:s1] = top.indices + c0
 
-    list(pool.map(start_rows, range(0, n, block)))
+    list(pool.map(start_rows, [s0 for c0 in range(0, n, tile)
+                               for s0 in range(c0, min(c0 + tile, n), block)]))
     thr = best_v[:, -1].clone()
     local = threading.local()
     slack = 8 * _U32                  # the sum threshold + norm rounds; never screen short
@@ -503,6 +512,7 @@ def _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp, group_offsets, m
         if not hasattr(local, "buf"):
             local.buf = torch.full((rows_blk, tile), inf)
         buf = local.buf
+        ir, iv, ic = [], [], []
         if i != j:
             lim_j = limit(j0, j1)
             jr, jv, jc = [], [], []
@@ -521,14 +531,15 @@ def _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp, group_offsets, m
             if i == j:
                 rr = torch.arange(r0, r1)
                 s[rr - r0, rr - j0] = inf
-            # I's rows against J's columns
+            # I's rows against J's columns (merged once per pair: the sub-blocks hold
+            # different rows, so no threshold could tighten between them)
             hits = (s.view(b, _GROUPS, width).amin(1) <= limit(r0, r1)[:, None]).nonzero()
             if hits.shape[0]:
                 cols = hits[:, 1:2] + group_offsets[None, :]
-                vals = s.reshape(-1).take(hits[:, 0:1] * tile + cols) \
-                    - y_sq[r0 + hits[:, 0], None]
-                _merge_hits(hits[:, 0], vals, cols + j0, thr[r0:r1], best_v[r0:r1],
-                            best_i[r0:r1], in_samp)
+                ir.append(hits[:, 0] + (r0 - i0))
+                iv.append(s.reshape(-1).take(hits[:, 0:1] * tile + cols)
+                          - y_sq[r0 + hits[:, 0], None])
+                ic.append(cols + j0)
             if i != j:                            # J's rows against these columns of I
                 u3 = buf.view(rows_blk // _GROUPS, _GROUPS, tile)[:, :, :nj]
                 hits = (u3.amin(1) <= lim_j[None, :]).nonzero()
@@ -536,15 +547,18 @@ def _screen_symmetric(x, lib, samp_gemm, samp, samp_t, in_samp, group_offsets, m
                     jr.append(hits[:, 1])
                     jv.append(u3[hits[:, 0], :, hits[:, 1]] - y_sq[j0 + hits[:, 1], None])
                     jc.append(r0 + hits[:, 0:1] * _GROUPS + torch.arange(_GROUPS)[None, :])
+        if ir:
+            _merge_hits(torch.cat(ir), torch.cat(iv), torch.cat(ic), thr[i0:i1],
+                        best_v[i0:i1], best_i[i0:i1], None)
         if i != j and jr:
             rows = torch.cat(jr)
             order = torch.argsort(rows, stable=True)
             cols = torch.cat(jc)[order]
             vals = torch.cat(jv)[order].masked_fill_(cols >= i1, inf)
             _merge_hits(rows[order], vals, cols.clamp_(max=n - 1), thr[j0:j1],
-                        best_v[j0:j1], best_i[j0:j1], in_samp)
+                        best_v[j0:j1], best_i[j0:j1], None)
 
-    for rnd in _round_robin(-(-n // tile)):
+    for rnd in _round_robin(nb)[1:]:               # the diagonal round: the start above
         list(pool.map(pair, rnd))
     return best_v, best_i
 
