@@ -484,13 +484,23 @@ def _screen_symmetric(x, lib, m, tile, block, y_sq, pool):
         c0 = s0 // tile * tile
         c1 = min(c0 + tile, n)
         s1 = min(s0 + block, c1)
-        part = torch.empty(s1 - s0, c1 - c0)
-        sq.block(sq.query(s0, s1), c0, c1, out=part)
+        w = c1 - c0
+        q = sq.query(s0, s1)
+        if w >= m:
+            part = torch.empty(s1 - s0, w)
+            sq.block(q, c0, c1, out=part)
+        else:
+            # a short last block: its lists are padded with inf, so its thresholds screen
+            # nothing out until real neighbours displace the padding (a row meets n - 1 > m)
+            part = torch.full((s1 - s0, m), inf)
+            own = torch.empty(s1 - s0, w)
+            sq.block(q, c0, c1, out=own)
+            part[:, :w] = own
         r = torch.arange(s1 - s0)
         part[r, r + (s0 - c0)] = inf
         top = torch.topk(part, m, dim=1, largest=False, sorted=True)
         best_v[s0:s1] = top.values - y_sq[s0:s1, None]
-        best_i[s0:s1] = top.indices + c0
+        best_i[s0:s1] = torch.clamp(top.indices + c0, max=n - 1)
 
     list(pool.map(start_rows, [s0 for c0 in range(0, n, tile)
                                for s0 in range(c0, min(c0 + tile, n), block)]))
