@@ -115,6 +115,11 @@ _TILE_COLS = 4096
 _TILE_ROWS = 256
 # Screened candidates a row, per neighbour, beyond which a row block is done in float64.
 _CANDIDATE_CAP = 64
+# The k-NN radii of a set of up to this many points take each float32 tile once for both
+# of its row blocks (``_radii_symmetric``: half the products; its candidate lists are
+# held for the whole set, so larger sets screen one row block at a time).
+_SYMMETRIC = True
+_SYMMETRIC_MAX = 200_000
 
 
 def _cast_error(x: np.ndarray, x32: np.ndarray) -> np.ndarray:
@@ -195,17 +200,21 @@ def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
         d = np.sqrt(np.maximum(d2, 0.0) + fband[i])  # >= the distance of the float32 rows
         return fband[i] + delta[i] * (2.0 * d + delta[i])
 
-    def run_block(start: int) -> None:
-        stop = min(start + rows_per, n)
-        b = stop - start
-        rows = np.arange(start, stop)
+    def buffers() -> tuple[torch.Tensor, np.ndarray]:
         if not hasattr(local, "buf"):
             local.buf = torch.empty(rows_per * _TILE_COLS)
             local.m = np.empty(rows_per * _TILE_COLS, dtype=bool)
-        q = at[start:stop]
-        # threshold: k-th smallest over the sample, others only (float32 values)
-        ss = local.buf[:b * samp.size].view(b, samp.size)
-        torch.mm(q, bs.T, out=ss)
+        return local.buf, local.m
+
+    def threshold(start: int) -> np.ndarray:
+        """float32 screening thresholds of rows ``start:start + rows_per``: the k-th
+        smallest over the sample (others only), plus the float32 error, twice over."""
+        stop = min(start + rows_per, n)
+        b = stop - start
+        rows = np.arange(start, stop)
+        buf, _ = buffers()
+        ss = buf[:b * samp.size].view(b, samp.size)
+        torch.mm(at[start:stop], bs.T, out=ss)
         pos = np.searchsorted(samp, rows)
         hit = np.flatnonzero(pos < samp.size)
         hit = hit[samp[pos[hit]] == rows[hit]]
@@ -213,28 +222,15 @@ def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
         kth_s = torch.topk(ss, k, dim=1, largest=False, sorted=True).values[:, k - 1]
         kth_s = kth_s.numpy().astype(np.float64)
         thr = kth_s + 5.0 * bound(kth_s + 4.0 * bound(kth_s, rows), rows)
-        thr32 = np.nextafter(thr.astype(np.float32), np.float32(np.inf))[:, None]
-        ci_p, cj_p, v_p = [], [], []
-        total = 0
-        for t0 in range(0, n, _TILE_COLS):
-            t1 = min(t0 + _TILE_COLS, n)
-            w = t1 - t0
-            s = local.buf[:b * w].view(b, w)
-            torch.mm(q, bt[t0:t1].T, out=s)
-            sn = s.numpy()
-            m = local.m[:b * w].reshape(b, w)
-            np.less_equal(sn, thr32, out=m)
-            flat = np.flatnonzero(m)
-            total += flat.size
-            if total > cap * b:
-                with lock:
-                    fallback.append(rows)
-                return
-            ci_p.append(flat // w)
-            cj_p.append(flat % w + t0)
-            v_p.append(sn.ravel()[flat])
-        ci, cj = np.concatenate(ci_p), np.concatenate(cj_p)
-        v = np.concatenate(v_p).astype(np.float64)
+        return np.nextafter(thr.astype(np.float32), np.float32(np.inf))
+
+    def finish(start: int, stop: int, ci: np.ndarray, cj: np.ndarray, v: np.ndarray
+               ) -> None:
+        """Radii of rows ``start:stop`` from their screened candidates (``ci`` local rows,
+        ``cj`` columns, ``v`` float32 values), recomputed exactly near the k-th."""
+        b = stop - start
+        rows = np.arange(start, stop)
+        v = v.astype(np.float64)
         keep = cj != ci + start  # the point itself: the 0th neighbour, not a candidate
         ci, cj, v = ci[keep], cj[keep], v[keep]
         counts = np.bincount(ci, minlength=b)
@@ -256,11 +252,121 @@ def _knn_radii_sq(x: np.ndarray, k: int, block_size: int) -> np.ndarray:
         first = np.concatenate(([0], np.cumsum(counts)[:-1]))
         out[start:stop] = vals[order][first + k - 1]
 
+    def run_block(start: int) -> None:
+        stop = min(start + rows_per, n)
+        b = stop - start
+        buf, mask = buffers()
+        q = at[start:stop]
+        thr32 = threshold(start)[:, None]
+        ci_p, cj_p, v_p = [], [], []
+        total = 0
+        for t0 in range(0, n, _TILE_COLS):
+            t1 = min(t0 + _TILE_COLS, n)
+            w = t1 - t0
+            s = buf[:b * w].view(b, w)
+            torch.mm(q, bt[t0:t1].T, out=s)
+            sn = s.numpy()
+            m = mask[:b * w].reshape(b, w)
+            np.less_equal(sn, thr32, out=m)
+            flat = np.flatnonzero(m)
+            total += flat.size
+            if total > cap * b:
+                with lock:
+                    fallback.append(np.arange(start, stop))
+                return
+            ci_p.append(flat // w)
+            cj_p.append(flat % w + t0)
+            v_p.append(sn.ravel()[flat])
+        finish(start, stop, np.concatenate(ci_p), np.concatenate(cj_p),
+               np.concatenate(v_p))
+
     with ThreadPoolExecutor(max_workers=torch.get_num_threads()) as pool:
-        list(pool.map(run_block, range(0, n, rows_per)))
+        if _SYMMETRIC and _TILE_COLS < n <= _SYMMETRIC_MAX:
+            _radii_symmetric(n, at, bt, threshold, finish, rows_per, cap, fallback, pool)
+        else:
+            list(pool.map(run_block, range(0, n, rows_per)))
     if fallback:
         _knn_radii_sq_rows(x, np.concatenate(fallback), k, block_size, out)
     return out
+
+
+def _radii_symmetric(n, at, bt, threshold, finish, rows_per, cap, fallback, pool) -> None:
+    """The screening of ``_knn_radii_sq`` with each distance tile used for both of its
+    row blocks: the float32 values ``|a|^2 + |b|^2 - 2 a.b`` are the same expression
+    either way round (each within the per-row bound, which holds for any summation
+    order), and the thresholds are fixed before the screen, so a tile's entries under
+    its rows' thresholds are candidates of those rows and the entries under its columns'
+    thresholds candidates of the columns. Row blocks of ``rows_per`` rows, column blocks
+    of ``_TILE_COLS``; pairs of column blocks in rounds of disjoint blocks, so the
+    candidate lists of a block are only ever appended to by one thread."""
+    import torch
+
+    from ._neighbors import _round_robin
+
+    thr = np.concatenate(list(pool.map(threshold, range(0, n, rows_per))))
+    tile = _TILE_COLS
+    nb = -(-n // tile)
+    lists = [([], [], []) for _ in range(nb)]      # per column block: rows, cols, values
+    counts = np.zeros(nb, dtype=np.int64)
+    dead = np.zeros(nb, dtype=bool)                # over the candidate cap: float64 later
+    local = threading.local()
+
+    def add(blk: int, r: np.ndarray, c: np.ndarray, v: np.ndarray) -> None:
+        if dead[blk]:
+            return
+        counts[blk] += r.size
+        if counts[blk] > cap * (min(n, (blk + 1) * tile) - blk * tile):
+            dead[blk] = True
+            lists[blk] = ([], [], [])
+            return
+        lists[blk][0].append(r)
+        lists[blk][1].append(c)
+        lists[blk][2].append(v)
+
+    def pair(ij: tuple[int, int]) -> None:
+        i, j = ij
+        i0, i1 = i * tile, min((i + 1) * tile, n)
+        j0, j1 = j * tile, min((j + 1) * tile, n)
+        w = j1 - j0
+        if not hasattr(local, "buf"):
+            local.buf = torch.empty(rows_per * tile)
+            local.m = np.empty(rows_per * tile, dtype=bool)
+        for r0 in range(i0, i1, rows_per):
+            r1 = min(r0 + rows_per, i1)
+            b = r1 - r0
+            s = local.buf[:b * w].view(b, w)
+            torch.mm(at[r0:r1], bt[j0:j1].T, out=s)
+            sn = s.numpy()
+            m = local.m[:b * w].reshape(b, w)
+            np.less_equal(sn, thr[r0:r1, None], out=m)
+            flat = np.flatnonzero(m)
+            add(i, flat // w + r0, flat % w + j0, sn.ravel()[flat])
+            if i != j:
+                np.less_equal(sn, thr[None, j0:j1], out=m)
+                flat = np.flatnonzero(m)
+                add(j, flat % w + j0, flat // w + r0, sn.ravel()[flat])
+
+    for rnd in _round_robin(nb):
+        list(pool.map(pair, rnd))
+
+    def finish_block(blk: int) -> None:
+        b0, b1 = blk * tile, min((blk + 1) * tile, n)
+        if dead[blk]:
+            fallback.append(np.arange(b0, b1))      # list.append: atomic
+            return
+        r = np.concatenate(lists[blk][0])
+        c = np.concatenate(lists[blk][1])
+        v = np.concatenate(lists[blk][2])
+        lists[blk] = ([], [], [])
+        order = np.argsort(r, kind="stable")
+        r, c, v = r[order], c[order], v[order]
+        starts = np.arange(b0, b1, rows_per)
+        stops = np.minimum(starts + rows_per, b1)
+        cuts = np.searchsorted(r, np.append(starts, b1))
+        for start, stop, lo, hi in zip(starts, stops, cuts[:-1], cuts[1:]):
+            finish(int(start), int(stop), r[lo:hi] - start, c[lo:hi], v[lo:hi])
+
+    list(pool.map(finish_block, range(nb)))
 
 
 def _cross_indicators(reference: np.ndarray, data: np.ndarray, r_ref: np.ndarray,

@@ -94,3 +94,33 @@ def test_crowded_blocks_fall_back_to_float64(monkeypatch):
     ref, _, _ = _exact(real, fake, 3)
     assert coverage(real, fake, k=3) == ref
     assert calls  # the fallback ran
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("name", ["gauss", "ints", "dups", "far"])
+def test_radii_symmetric_and_one_sided_screens_agree(monkeypatch, symmetric, name):
+    # the symmetric screen (each tile for both of its row blocks) and the one-sided one
+    # give the exact float64 radii; tiles of 16 columns, 5-row blocks (not dividing them)
+    monkeypatch.setattr(cov_mod, "_TILE_COLS", 16)
+    monkeypatch.setattr(cov_mod, "_TILE_ROWS", 5)
+    monkeypatch.setattr(cov_mod, "_SYMMETRIC", symmetric)
+    ran = []
+    orig = cov_mod._radii_symmetric
+    monkeypatch.setattr(cov_mod, "_radii_symmetric",
+                        lambda *a: ran.append(1) or orig(*a))
+    real, _ = _cases()[name]
+    for k in (1, 4):
+        np.testing.assert_array_equal(knn_radii(real, k=k), _float64_radii(real, k))
+    assert bool(ran) == symmetric
+
+
+def test_radii_symmetric_only_up_to_its_size(monkeypatch):
+    monkeypatch.setattr(cov_mod, "_TILE_COLS", 16)
+    monkeypatch.setattr(cov_mod, "_SYMMETRIC_MAX", 100)
+    ran = []
+    orig = cov_mod._radii_symmetric
+    monkeypatch.setattr(cov_mod, "_radii_symmetric",
+                        lambda *a: ran.append(1) or orig(*a))
+    real, _ = _cases()["gauss"]                       # 230 points: above the limit
+    np.testing.assert_array_equal(knn_radii(real, k=3), _float64_radii(real, 3))
+    assert not ran
