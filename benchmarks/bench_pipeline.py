@@ -117,8 +117,12 @@ def one(n: int, d: int, keep: str | None = None, kind: str = "isotropic",
                 peak_kib = max(peak_kib, int(line.split()[1]))
     except OSError:
         pass
+    from datetime import date
+
     from audit.geometry import map_method as resolve_map
-    return {"n": n, "d": d, "data": kind, "map": resolve_map(map_method), "wall_s": round(wall, 2), "peak_rss_gib": round(peak_kib / 2**20, 3),
+    return {"n": n, "d": d, "data": kind, "map": resolve_map(map_method),
+            "recorded": date.today().isoformat(), "wall_s": round(wall, 2),
+            "peak_rss_gib": round(peak_kib / 2**20, 3),
             "stages_s": run.result.timings, "report_mib": round(size / 2**20, 2),
             "checks_s": round(sum(v for k, v in run.result.timings.items()
                                   if k.startswith("check.")), 2),

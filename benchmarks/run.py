@@ -48,6 +48,7 @@ def growth_lines(rows: list[dict]) -> list[str]:
     """How time grows with N: per d, the time ratio per 10× N between consecutive sizes
     (10 = linear, 100 = quadratic), for the whole audit and for the checks alone."""
     out = []
+    rows = [r for r in rows if r.get("map", "tsne") == "tsne"]    # one map method
     for kind, d in sorted({(r.get("data", "isotropic"), r["d"]) for r in rows}):
         rs = sorted((r for r in rows if r["d"] == d and r.get("data", "isotropic") == kind),
                     key=lambda r: r["n"])
@@ -82,22 +83,26 @@ def render(results: dict[str, dict]) -> str:
                   "a 16-dimensional subspace with a decaying spectrum plus 0.1 isotropic noise "
                   "(intrinsic dimension about 16, as encoders' latents have). `geometry.*` "
                   "stages are the shared geometry (computed once), `check.*` the checks on "
-                  "top of it; kNN recall is the approximate graph's recall@k against exact "
+                  "top of it (a `check.X.geometry` line is the shared geometry that check "
+                  "asked for first, already counted in its time); map: `geometry.map` "
+                  "(t-SNE is the default without the `umap` extra, UMAP with it); kNN recall is the approximate graph's recall@k against exact "
                   "search (exact: 1). Target (issue #7): the whole audit of 100k × 64 under "
                   "60 s on this 2-core machine.", "",
-                  "| data | N | d | total (s) | peak RSS (GiB) | kNN recall | report (MiB) "
-                  "| slowest stages (s) |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+                  "| data | map | N | d | total (s) | peak RSS (GiB) | kNN recall "
+                  "| report (MiB) | slowest stages (s) | recorded |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for r in pipe["rows"]:
             st = {k: v for k, v in r["stages_s"].items() if k != "total"}
             top = sorted(st.items(), key=lambda kv: -kv[1])[:5]
             graph = r.get("knn", {}).get("knn", {})
             recall = (f"{graph['recall_at_k']:.3f}" if "recall_at_k" in graph
                       else "1 (exact)" if graph else "—")
-            lines.append(f"| {r.get('data', 'isotropic')} | {r['n']:,} | {r['d']} "
+            lines.append(f"| {r.get('data', 'isotropic')} | {r.get('map', 'tsne')} "
+                         f"| {r['n']:,} | {r['d']} "
                          f"| {r['wall_s']:.1f} | {r['peak_rss_gib']:.2f} | {recall} "
                          f"| {r['report_mib']:.1f} | "
-                         + ", ".join(f"{k} {v:.1f}" for k, v in top) + " |")
+                         + ", ".join(f"{k} {v:.1f}" for k, v in top)
+                         + f" | {r.get('recorded', '2026-11-24, before issue 17')} |")
         lines.append("")
         lines += growth_lines(pipe["rows"])
     notes = HERE / "NOTES.md"             # hand-written: targets met or missed, and why
