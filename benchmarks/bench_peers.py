@@ -202,13 +202,16 @@ def measure(task: str, n: int, d: int, seed: int) -> dict:
     elif task == "audit_coverage_check":
         from audit.checks.coverage import CoverageCheck
         res = CoverageCheck().run(_context(data, reference=reference))
-        pts = res.tables["reference_points"]            # every reference point up to 200k
-        if pts["sampled"]:
-            raise RuntimeError("coverage check sampled its reference points; raise plot_points")
+        # the map's reference points: every uncovered one (gap members are among them),
+        # covered ones sampled beyond 50,000 points
+        pts = res.tables["reference_points"]
+        if res.tables["uncovered"] > sum(pts["uncovered"]):
+            raise RuntimeError("coverage check sampled its uncovered reference points")
+        ids = np.asarray(pts["ids"]).astype(np.int64)   # the LatentSet ids: row numbers
         out.update(coverage=round(res.metrics["coverage.coverage"], 4),
                    gap_regions=int(res.metrics["coverage.gap_regions"]),
                    # flagged: in a gap region that passed the depth test
-                   flagged=np.flatnonzero(np.asarray(pts["gap"]) >= 0).tolist())
+                   flagged=sorted(ids[np.asarray(pts["gap"]) >= 0].tolist()))
     elif task in ("dataeval_coverage_naive", "dataeval_coverage_adaptive"):
         # one-set coverage: it has no reference argument, so it gets reference ∪ data
         # (reference rows first), min-max rescaled as a whole to [0, 1] by
