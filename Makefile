@@ -67,7 +67,7 @@ test: setup-dev
 examples: setup
 	$(PY) examples/make_examples.py
 
-# the peers the benchmarks compare with (umap-learn, cleanlab)
+# the peers the benchmarks compare with (umap-learn, cleanlab, DataEval)
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(PIP) install -q -e ".[bench]"
 	touch $@
