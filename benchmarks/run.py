@@ -55,8 +55,8 @@ def growth_lines(rows: list[dict]) -> list[str]:
         parts = []
         for a, b in zip(rs, rs[1:]):
             decades = math.log10(b["n"] / a["n"])
-            if decades <= 0:
-                continue
+            if decades <= 0 or a.get("recorded") != b.get("recorded"):
+                continue                  # growth only between rows of the same code
 
             def per10(key_a: float, key_b: float) -> str:
                 return (f"{(key_b / key_a) ** (1 / decades):.1f}×" if key_a > 0 and key_b > 0
