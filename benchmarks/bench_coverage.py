@@ -9,7 +9,7 @@ subprocess, so its peak resident memory (``ru_maxrss``) is its own; ``tracemallo
 the peak of Python-level allocations (numpy arrays included) on top of the loaded data.
 Where both run, the four numbers are compared (they must agree within 1/N).
 
-    python benchmarks/bench_coverage.py            # 100k x 128 ours; prdc at 10k and 20k
+    python benchmarks/bench_coverage.py            # 100k x 64 ours; prdc beside it at 20k
     python benchmarks/bench_coverage.py --quick    # 2,000 x 32, seconds
     python benchmarks/bench_coverage.py --sizes 5000 --prdc-sizes 5000 --dim 64
     python benchmarks/bench_coverage.py --dim 64 --prdc-sizes 20000 --sizes 100000
@@ -191,9 +191,10 @@ def main() -> None:
         n, d, k, block, seed, repeats = (int(v) for v in args.pair)
         print(json.dumps(measure_pair(n, d, k, block, seed, repeats)))
         return
-    d = args.dim or (32 if args.quick else 128)
+    # the sizes of issue 17's targets: 20k x 64 beside prdc, 100k x 64 alone
+    d = args.dim or (32 if args.quick else 64)
     sizes = args.sizes or ([2000] if args.quick else [100_000])
-    prdc_sizes = args.prdc_sizes or ([2000] if args.quick else [10_000, 20_000])
+    prdc_sizes = args.prdc_sizes or ([2000] if args.quick else [20_000])
     load = os.getloadavg()[0]
     note = (f"Load average at the start: {load:.1f} on {os.cpu_count()} cores; absolute "
             "times on a shared machine are pessimistic, the side-by-side ratio is not.")

@@ -7,7 +7,7 @@ audited with every check. Results (time per stage, peak RSS) go to
 ``benchmarks/results/pipeline.json``, one row per size and data kind, replacing rows of the
 same size and kind.
 
-    python benchmarks/bench_pipeline.py                          # 10k and 100k × 64
+    python benchmarks/bench_pipeline.py                          # 10k and 100k × 64, both kinds
     python benchmarks/bench_pipeline.py --sizes 10k 100k 1M --dims 64 128
     python benchmarks/bench_pipeline.py --sizes 1M --dims 128 --data lowrank --keep /tmp/out
     python benchmarks/bench_pipeline.py --sizes 20k --dims 64 --no-record   # a look only
@@ -161,7 +161,7 @@ def main() -> None:
                     help="print only; leave benchmarks/results/pipeline.json alone")
     ap.add_argument("--keep", metavar="DIR",
                     help="copy each audit's outputs (report.html, findings) to DIR/NxD")
-    ap.add_argument("--data", choices=DATA_KINDS, nargs="+", default=["isotropic"],
+    ap.add_argument("--data", choices=DATA_KINDS, nargs="+", default=list(DATA_KINDS),
                     help="blob shape: isotropic (worst case for a neighbour index) and/or "
                          "lowrank (intrinsic dimension 16, like an encoder's latents)")
     ap.add_argument("--map", choices=("auto", "tsne", "umap", "pca"), nargs="+",
