@@ -62,6 +62,23 @@
       .replace(/"/g, "&quot;").replace(/'/g, "&#39;");
   }
   function short(s, n) { s = String(s); return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+  // convex hull (Andrew's monotone chain) of [x, y] points: the outline of a region on a map
+  function hull(pts) {
+    var p = pts.slice().sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
+    if (p.length < 3) return p;
+    function cross(o, a, b) { return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]); }
+    var lo = [], hi = [];
+    p.forEach(function (q) {
+      while (lo.length >= 2 && cross(lo[lo.length - 2], lo[lo.length - 1], q) <= 0) lo.pop();
+      lo.push(q);
+    });
+    p.slice().reverse().forEach(function (q) {
+      while (hi.length >= 2 && cross(hi[hi.length - 2], hi[hi.length - 1], q) <= 0) hi.pop();
+      hi.push(q);
+    });
+    return lo.slice(0, -1).concat(hi.slice(0, -1));
+  }
+
   // User data never keys a plain object: lookups go through Map, or through ``own`` on the
   // parsed JSON (whose keys are own properties), so "__proto__", "constructor" or
   // "toString" are ordinary names. plotly.js keys its category axes and legends with plain
@@ -293,7 +310,7 @@
   window.LatentAudit = {
     data: D, points: P, densityTrace: densityTrace, unpack: unpack, esc: esc, short: short, palette: PALETTE, config: CONFIG,
     own: own, safe: safe, num: num, pval: pval, clusterColour: clusterColour, clusterName: clusterName,
-    categoryColours: categoryColours,
+    categoryColours: categoryColours, hull: hull,
     forCheck: function (check) { scope = String(check); },
     register: register,
     drawer: drawer,

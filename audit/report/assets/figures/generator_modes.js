@@ -2,24 +2,7 @@
    regions of the real data (and of the reference) outlined. */
 (function (LA) {
   "use strict";
-  var esc = LA.esc, short = LA.short;
-
-  // convex hull (Andrew's monotone chain) of [x, y] points
-  function hull(pts) {
-    var p = pts.slice().sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
-    if (p.length < 3) return p;
-    function cross(o, a, b) { return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]); }
-    var lo = [], hi = [];
-    p.forEach(function (q) {
-      while (lo.length >= 2 && cross(lo[lo.length - 2], lo[lo.length - 1], q) <= 0) lo.pop();
-      lo.push(q);
-    });
-    p.slice().reverse().forEach(function (q) {
-      while (hi.length >= 2 && cross(hi[hi.length - 2], hi[hi.length - 1], q) <= 0) hi.pop();
-      hi.push(q);
-    });
-    return lo.slice(0, -1).concat(hi.slice(0, -1));
-  }
+  var esc = LA.esc, short = LA.short, hull = LA.hull;
 
   function area(poly) {
     var a = 0;
